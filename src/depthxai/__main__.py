@@ -1,0 +1,3 @@
+from depthxai.cli import main
+
+raise SystemExit(main())

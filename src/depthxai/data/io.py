@@ -1,0 +1,178 @@
+"""The prepared-dataset layout shared by every data source, and readers that fail with clear errors.
+
+A prepared dataset is a folder::
+
+    <root>/dataset.json      DatasetInfo: name, depth_scale, depth range, evaluation crop, camera
+    <root>/index.csv         one row per image: id, split, rgb, depth (paths relative to <root>)
+    <root>/rgb/<id>.png      8-bit RGB, H x W x 3
+    <root>/depth/<id>.png    16-bit depth; metres = value / depth_scale; 0 = no ground truth
+
+The synthetic renderer and the NYU/KITTI preparation rules write exactly this, so no downstream rule
+can tell where the images came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from depthxai.errors import DataError
+from depthxai.fileio import atomic_path, write_json
+
+INDEX_COLUMNS = ("id", "split", "rgb", "depth")
+EVAL_CROPS = ("none", "eigen", "garg")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Metadata of a prepared dataset (``dataset.json``).
+
+    Attributes:
+        name: dataset id used in paths and model names (``nyu``, ``kitti``, ``synthindoor``, ``synthroad``).
+        kind: ``synthetic``, ``nyu`` or ``kitti`` (where the images came from).
+        depth_scale: PNG value per metre (1000 for millimetres, 256 for KITTI).
+        min_depth, max_depth: valid ground-truth range in metres for evaluation (exclusive bounds).
+        eval_crop: ``none``, ``eigen`` (NYU rows 45:471, cols 41:601 of 480x640) or ``garg`` (KITTI).
+        image_size: (H, W) of every RGB image and depth map.
+        camera: pinhole intrinsics ``fx, fy, cx, cy`` in pixels (informative).
+        extra: free-form provenance (seed, source files, hashes).
+    """
+
+    name: str
+    kind: str
+    depth_scale: float
+    min_depth: float
+    max_depth: float
+    eval_crop: str
+    image_size: tuple[int, int]
+    camera: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.eval_crop not in EVAL_CROPS:
+            raise DataError(f"dataset {self.name!r}: eval_crop must be one of {EVAL_CROPS}, got {self.eval_crop!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["image_size"] = list(self.image_size)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> DatasetInfo:
+        obj = dict(obj)
+        obj["image_size"] = tuple(obj["image_size"])
+        return cls(**obj)
+
+
+def write_dataset_info(root: str | Path, info: DatasetInfo) -> None:
+    write_json(Path(root) / "dataset.json", info.to_json())
+
+
+def read_dataset_info(root: str | Path) -> DatasetInfo:
+    path = Path(root) / "dataset.json"
+    try:
+        return DatasetInfo.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; prepare the dataset first (snakemake rule 'prepare_*')") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a valid dataset.json ({exc}); delete it and prepare the dataset again") from exc
+
+
+def write_index(root: str | Path, index: pd.DataFrame) -> None:
+    """Write ``index.csv`` (columns :data:`INDEX_COLUMNS`, sorted by split then id) atomically."""
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise ValueError(f"index is missing columns {missing}")
+    table = index.loc[:, list(INDEX_COLUMNS)].astype(str).sort_values(["split", "id"], kind="stable")
+    with atomic_path(Path(root) / "index.csv") as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def read_index(root: str | Path, split: str | None = None) -> pd.DataFrame:
+    """Read ``index.csv`` (ids as strings, in file order), optionally only the rows of one split."""
+    path = Path(root) / "index.csv"
+    try:
+        index = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; prepare the dataset first") from None
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing}; expected {list(INDEX_COLUMNS)}")
+    if split is not None:
+        index = index[index["split"] == split].reset_index(drop=True)
+    return index
+
+
+def shard_ids(ids: Sequence[str], n_shards: int, shard: int) -> list[str]:
+    """The ids of ``shard`` (0-based) when the sorted ids are cut into ``n_shards`` contiguous chunks."""
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} out of range for {n_shards} shards")
+    ordered = sorted(ids)
+    bounds = np.linspace(0, len(ordered), n_shards + 1).round().astype(int)
+    return ordered[bounds[shard] : bounds[shard + 1]]
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an 8-bit RGB image as ``uint8`` array ``(H, W, 3)``.
+
+    Raises:
+        DataError: naming the file, if it is missing, truncated, not an image or not 8-bit colour.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in ("RGB", "RGBA", "L", "P"):
+                raise DataError(f"{path}: expected an 8-bit RGB image, got PIL mode {img.mode!r}")
+            rgb = np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc}); replace the file or re-prepare the dataset") from exc
+    return rgb
+
+
+def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
+    """Read a 16-bit depth PNG as metres, ``float32`` ``(H, W)``; 0 (no ground truth) stays 0.
+
+    Raises:
+        DataError: naming the file, if it is missing, corrupt, or not a single-channel 16-bit/integer image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            raw = np.asarray(img)
+    except FileNotFoundError:
+        raise DataError(f"{path}: depth file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path}: corrupt or truncated depth map ({exc})") from exc
+    if raw.ndim != 2 or raw.dtype not in (np.uint16, np.int32, np.uint8):
+        raise DataError(f"{path}: expected a single-channel 16-bit depth PNG, got shape {raw.shape} dtype {raw.dtype}")
+    if raw.dtype == np.uint8:
+        raise DataError(f"{path}: depth map is 8-bit; expected 16-bit (metres = value / {depth_scale})")
+    return (raw.astype(np.float32) / np.float32(depth_scale)).astype(np.float32)
+
+
+def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
+    """Write ``uint8`` ``(H, W, 3)`` as PNG atomically."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG")
+
+
+def write_depth(path: str | Path, depth_m: np.ndarray, depth_scale: float) -> None:
+    """Write metres ``(H, W)`` as a 16-bit PNG (value = round(depth * scale), 0 where depth <= 0 or not finite)."""
+    depth = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, 0.0)
+    raw = np.clip(np.round(depth * depth_scale), 0, 65535).astype(np.uint16)
+    with atomic_path(path) as tmp:
+        Image.fromarray(raw).save(tmp, format="PNG")

@@ -1,0 +1,111 @@
+"""One interface for every depth network: RGB in [0, 1] at the model's input size -> depth in metres.
+
+Attribution, perturbation and evaluation all see a :class:`DepthModel`: the ImageNet normalisation, the
+unit of the raw output and the upsampling live here, driven by the :class:`ModelCard`, so that gradients
+are taken with respect to the plain RGB image a person can look at and perturb.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from depthxai.models.checkpoint import load_weights
+from depthxai.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, get_card
+
+#: KITTI benchmark ("KB") crop size used by PixelFormer on KITTI.
+KB_CROP = (352, 1216)
+
+
+class DepthModel(nn.Module):
+    """A network with its card: ``forward(rgb01)`` returns metric depth.
+
+    Args:
+        net: the bare network (``build_model(card.name)``).
+        card: the model card.
+    """
+
+    def __init__(self, net: nn.Module, card: ModelCard) -> None:
+        super().__init__()
+        self.net = net
+        self.card = card
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def raw(self, rgb01: Tensor) -> Tensor:
+        """The network's raw output (native units, native resolution) for RGB in [0, 1], shape ``(B, 3, H, W)``."""
+        x = (rgb01 - self.mean) / self.std if self.card.imagenet_norm else rgb01
+        out: Tensor = self.net(x)
+        return out
+
+    def forward(self, rgb01: Tensor, out_size: tuple[int, int] | None = None) -> Tensor:
+        """Depth in metres.
+
+        Args:
+            rgb01: ``(B, 3, H, W)`` float RGB in [0, 1], usually at ``card.input_size``.
+            out_size: (H', W') of the returned map; default the input's (H, W). The raw output is converted to
+                metres first and then resized bilinearly (``align_corners=False``), as the official evaluation does.
+
+        Returns:
+            ``(B, 1, H', W')`` depth in metres (not clipped).
+        """
+        raw = self.raw(rgb01) * self.card.output_unit_m
+        size = tuple(rgb01.shape[-2:]) if out_size is None else tuple(out_size)
+        if tuple(raw.shape[-2:]) != size:
+            raw = F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
+        return raw
+
+
+def load_depth_model(name: str, weights: str | Path | None = None, device: str | torch.device = "cpu") -> DepthModel:
+    """Build ``name``, load ``weights`` strictly (``weights_only=True``) if given, and return it in eval mode."""
+    card = get_card(name)
+    net = build_model(name)
+    if weights is not None:
+        load_weights(net, weights)
+    return DepthModel(net, card).to(device).eval()
+
+
+def crop_box(card: ModelCard, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The (top, left, height, width) region of a full frame that the model sees (the whole frame unless KB crop)."""
+    h, w = image_size
+    if card.input_crop == "kb":
+        ch, cw = KB_CROP
+        if h < ch or w < cw:
+            raise ValueError(f"image {h}x{w} is smaller than the KB crop {ch}x{cw}")
+        return h - ch, (w - cw) // 2, ch, cw
+    return 0, 0, h, w
+
+
+def prepare_input(rgb: np.ndarray, card: ModelCard) -> Tensor:
+    """Turn an image into the network input frame: ``uint8 (H, W, 3)`` -> float ``(3, h, w)`` RGB in [0, 1].
+
+    Crops (KB crop for KITTI PixelFormer) and resizes bilinearly (``align_corners=False``, no antialias) to
+    ``card.input_size``, in the order the official code does (scale to [0, 1] first).
+    """
+    top, left, ch, cw = crop_box(card, rgb.shape[:2])
+    x = torch.from_numpy(np.ascontiguousarray(rgb[top : top + ch, left : left + cw])).permute(2, 0, 1)[None]
+    x = x.to(torch.float32) / 255.0
+    if tuple(x.shape[-2:]) != tuple(card.input_size):
+        x = F.interpolate(x, size=card.input_size, mode="bilinear", align_corners=False)
+    return x[0]
+
+
+@torch.no_grad()
+def predict_image(model: DepthModel, rgb: np.ndarray) -> np.ndarray:
+    """Depth in metres at the image's own resolution, ``float32 (H, W)``.
+
+    With a KB crop, the region outside the crop is 0 (no prediction), as in the official KITTI evaluation.
+    """
+    device = next(model.parameters()).device
+    top, left, ch, cw = crop_box(model.card, rgb.shape[:2])
+    x = prepare_input(rgb, model.card)[None].to(device)
+    depth = model(x, out_size=(ch, cw))[0, 0].cpu().numpy()
+    if (ch, cw) == rgb.shape[:2]:
+        return depth.astype(np.float32)
+    full = np.zeros(rgb.shape[:2], dtype=np.float32)
+    full[top : top + ch, left : left + cw] = depth
+    return full

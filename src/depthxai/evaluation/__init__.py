@@ -1,0 +1,1 @@
+"""Evaluation: depth accuracy metrics, perturbation curves, Attribution Fidelity and Infidelity."""

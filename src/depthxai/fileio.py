@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 @contextlib.contextmanager
@@ -55,6 +56,12 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+
+
+def write_csv(path: str | os.PathLike[str], table: pd.DataFrame, float_format: str = "%.9g") -> None:
+    """Write a table as CSV atomically, with a fixed float format and line ending so reruns are byte-identical."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
 
 
 def _json_default(obj: Any) -> Any:

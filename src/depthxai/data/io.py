@@ -176,3 +176,30 @@ def write_depth(path: str | Path, depth_m: np.ndarray, depth_scale: float) -> No
     raw = np.clip(np.round(depth * depth_scale), 0, 65535).astype(np.uint16)
     with atomic_path(path) as tmp:
         Image.fromarray(raw).save(tmp, format="PNG")
+
+
+def sample_paths(root: str | Path, image_id: str) -> tuple[Path, Path | None]:
+    """The RGB and depth paths of ``image_id`` (depth ``None`` where the index lists none)."""
+    root = Path(root)
+    index = read_index(root)
+    row = index[index["id"] == image_id]
+    if row.empty:
+        raise DataError(f"{root / 'index.csv'}: no image with id {image_id!r}")
+    depth = row["depth"].iloc[0]
+    return root / row["rgb"].iloc[0], (root / depth) if depth else None
+
+
+def mean_rgb(root: str | Path, split: str = "test") -> tuple[float, float, float]:
+    """Mean colour of a split, RGB in [0, 1] (float64 accumulation; the replacement colour for perturbations)."""
+    root = Path(root)
+    index = read_index(root, split)
+    if index.empty:
+        raise DataError(f"{root / 'index.csv'}: split {split!r} is empty")
+    total = np.zeros(3, dtype=np.float64)
+    count = 0
+    for rel in index["rgb"]:
+        rgb = read_rgb(root / rel)
+        total += rgb.reshape(-1, 3).sum(axis=0, dtype=np.float64)
+        count += rgb.shape[0] * rgb.shape[1]
+    mean = total / count / 255.0
+    return float(mean[0]), float(mean[1]), float(mean[2])

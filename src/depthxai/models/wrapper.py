@@ -42,6 +42,10 @@ class DepthModel(nn.Module):
         out: Tensor = self.net(x)
         return out
 
+    def native(self, rgb01: Tensor) -> Tensor:
+        """Depth in metres at the network's own output resolution, ``(B, 1, h, w)`` (not resized, not clipped)."""
+        return self.raw(rgb01) * self.card.output_unit_m
+
     def forward(self, rgb01: Tensor, out_size: tuple[int, int] | None = None) -> Tensor:
         """Depth in metres.
 
@@ -53,11 +57,15 @@ class DepthModel(nn.Module):
         Returns:
             ``(B, 1, H', W')`` depth in metres (not clipped).
         """
-        raw = self.raw(rgb01) * self.card.output_unit_m
         size = tuple(rgb01.shape[-2:]) if out_size is None else tuple(out_size)
-        if tuple(raw.shape[-2:]) != size:
-            raw = F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
-        return raw
+        return resize_depth(self.native(rgb01), size)
+
+
+def resize_depth(depth: Tensor, size: tuple[int, ...]) -> Tensor:
+    """Bilinear resize (``align_corners=False``) of ``(B, 1, h, w)`` depth to ``size``; a no-op at equal size."""
+    if tuple(depth.shape[-2:]) == tuple(size):
+        return depth
+    return F.interpolate(depth, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def load_depth_model(name: str, weights: str | Path | None = None, device: str | torch.device = "cpu") -> DepthModel:
@@ -87,7 +95,7 @@ def prepare_input(rgb: np.ndarray, card: ModelCard) -> Tensor:
     ``card.input_size``, in the order the official code does (scale to [0, 1] first).
     """
     top, left, ch, cw = crop_box(card, rgb.shape[:2])
-    x = torch.from_numpy(np.ascontiguousarray(rgb[top : top + ch, left : left + cw])).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.array(rgb[top : top + ch, left : left + cw])).permute(2, 0, 1)[None]  # copy: inputs may be read-only
     x = x.to(torch.float32) / 255.0
     if tuple(x.shape[-2:]) != tuple(card.input_size):
         x = F.interpolate(x, size=card.input_size, mode="bilinear", align_corners=False)

@@ -1,0 +1,56 @@
+"""Attribution methods behind one interface (see :mod:`depthxai.attribution.base`).
+
+``build_method(name, params)`` returns a method by its config name: ``saliency``, ``ig``, ``rollout``,
+``random``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from depthxai.attribution.base import AttributionMethod, AttributionResult, image_seed, reduce_channels
+from depthxai.attribution.gradient import IntegratedGradients, RandomRanking, Saliency
+from depthxai.attribution.rollout import AttentionRollout
+from depthxai.attribution.targets import TargetModel, TargetSpec, target_weights
+from depthxai.errors import ConfigError
+
+METHOD_NAMES = ("saliency", "ig", "rollout", "random")
+
+
+def build_method(name: str, params: Mapping[str, Any] | None = None,
+                 mean_rgb: Sequence[float] | None = None) -> AttributionMethod:
+    """The attribution method ``name`` configured with ``params`` (the config's ``methods.<name>`` section).
+
+    Args:
+        name: one of :data:`METHOD_NAMES`.
+        params: keyword arguments of the method's constructor.
+        mean_rgb: the dataset's mean colour, for IG's ``mean`` baseline.
+    """
+    params = dict(params or {})
+    if name == "saliency":
+        return Saliency(**params)
+    if name == "ig":
+        return IntegratedGradients(mean_rgb=mean_rgb, **params)
+    if name == "rollout":
+        return AttentionRollout(**params)
+    if name == "random":
+        return RandomRanking()
+    raise ConfigError(f"config key methods.{name}: unknown attribution method; known: {', '.join(METHOD_NAMES)}")
+
+
+__all__ = [
+    "METHOD_NAMES",
+    "AttentionRollout",
+    "AttributionMethod",
+    "AttributionResult",
+    "IntegratedGradients",
+    "RandomRanking",
+    "Saliency",
+    "TargetModel",
+    "TargetSpec",
+    "build_method",
+    "image_seed",
+    "reduce_channels",
+    "target_weights",
+]

@@ -1,0 +1,280 @@
+"""The ``depthxai`` command: one subcommand per workflow stage, plus ``predict`` and ``explain`` for single images.
+
+Every rule of the Snakemake workflow calls one of these; each is usable on its own (``depthxai <cmd> --help``).
+Errors the user can fix (bad config, corrupt file, missing download) end with a one-line message naming the
+file or key, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from depthxai import __version__
+from depthxai.errors import DepthXAIError
+
+log = logging.getLogger("depthxai")
+
+Handler = Callable[[argparse.Namespace], None]
+_COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+def command(name: str, help_text: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]]:
+    """Register a subcommand: the decorated function adds its arguments; ``run_<name>`` does the work."""
+
+    def register(add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[argparse.ArgumentParser], None]:
+        handler = globals()[f"run_{name.replace('-', '_')}"]
+        _COMMANDS[name] = (handler, add_arguments, help_text)
+        return add_arguments
+
+    return register
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+
+
+def _common_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="registry name <arch>_<variant>_<dataset>, e.g. meter_xxs_nyu")
+    p.add_argument("--weights", type=Path, help="checkpoint (state dict; loaded with weights_only=True)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    from depthxai.device import resolve_device, set_threads
+    from depthxai.models import load_depth_model
+
+    set_threads(args.threads)
+    return load_depth_model(args.model, args.weights, device=resolve_device(args.device))
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def run_synthesize(args: argparse.Namespace) -> None:
+    from depthxai.data.synthetic import generate_dataset
+
+    info = generate_dataset(args.out, name=args.name, setup=args.setup, n_train=args.n_train, n_test=args.n_test,
+                            seed=args.seed, size=tuple(args.size) if args.size else None, progress=not args.quiet)
+    log.info("wrote %s (%s, %dx%d)", args.out, info.name, *info.image_size)
+
+
+@command("synthesize", "render a synthetic dataset (scenes with exact depth) in the prepared-dataset layout")
+def _synthesize_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--setup", required=True, choices=["indoor", "road"])
+    p.add_argument("--name", required=True, help="dataset id, e.g. synthindoor")
+    p.add_argument("--n-train", type=int, required=True)
+    p.add_argument("--n-test", type=int, required=True)
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+
+
+def run_mean_rgb(args: argparse.Namespace) -> None:
+    from depthxai.data.io import mean_rgb
+    from depthxai.fileio import write_json
+
+    write_json(args.out, {"mean_rgb": list(mean_rgb(args.data, args.split)), "split": args.split})
+
+
+@command("mean-rgb", "mean colour of a dataset split (the perturbation replacement colour)")
+def _mean_rgb_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", type=Path, required=True)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from depthxai.device import set_threads
+    from depthxai.models.train import TrainConfig, train_model
+
+    set_threads(args.threads)
+    config = TrainConfig(**args.train)
+    metrics = train_model(args.model, args.data, config, args.out_weights, args.out_metrics, log=log)
+    log.info("test metrics: %s", json.dumps(metrics, sort_keys=True))
+
+
+@command("train", "train a registry model on a prepared dataset's train split; report test accuracy")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--train", type=_json_arg, default={}, help="TrainConfig fields as JSON (epochs, batch_size, lr, ...)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out-weights", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True)
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from depthxai.data.io import read_rgb
+    from depthxai.fileio import atomic_path
+    from depthxai.models import predict_image
+
+    model = _load_model(args)
+    depth = predict_image(model, read_rgb(args.image))
+    with atomic_path(args.out, suffix=".npy") as tmp:
+        np.save(tmp, depth)
+    log.info("%s: depth %dx%d, %.3f..%.3f m -> %s", args.image, *depth.shape, float(depth.min()), float(depth.max()), args.out)
+
+
+@command("predict", "depth in metres at the image's resolution for one image (.npy)")
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    p.add_argument("--out", type=Path, required=True, help="output .npy (float32 metres, HxW)")
+    p.add_argument("image", type=Path)
+
+
+def run_predict_split(args: argparse.Namespace) -> None:
+    from depthxai.data.io import read_index, shard_ids
+    from depthxai.fileio import write_csv
+    from depthxai.models.predict import predict_split, write_predictions
+
+    model = _load_model(args)
+    ids = shard_ids(read_index(args.data, "test")["id"].tolist(), args.shards, args.shard)
+    arrays, metrics = predict_split(model, args.data, ids, progress=not args.quiet, log=log)
+    write_predictions(args.out, arrays)
+    write_csv(args.out_metrics, metrics)
+
+
+@command("predict-split", "predict every test image of one shard of a prepared dataset")
+def _predict_split_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True, help="predictions .npz")
+    p.add_argument("--out-metrics", type=Path, required=True, help="per-image accuracy CSV")
+
+
+# ---------------------------------------------------------------------------------------------- attribution
+
+
+def _mean_rgb_from(path: Path | None) -> list[float] | None:
+    if path is None:
+        return None
+    return [float(v) for v in json.loads(Path(path).read_text())["mean_rgb"]]
+
+
+def run_attribute(args: argparse.Namespace) -> None:
+    from depthxai.attribution import TargetSpec, build_method
+    from depthxai.attribution.run import attribute_split, write_attributions
+    from depthxai.models.predict import read_predictions
+
+    model = _load_model(args)
+    method = build_method(args.method, args.params, mean_rgb=_mean_rgb_from(args.mean_rgb))
+    start = time.perf_counter()
+    arrays = attribute_split(model, method, args.data, read_predictions(args.predictions),
+                             TargetSpec.from_config(args.target), channel_reduction=args.channel_reduction,
+                             seed=args.seed, meta={"params": args.params}, progress=not args.quiet)
+    n = len(arrays["ids"])
+    log.info("%s on %s: %d maps, %.3f s per image", args.method, args.model, n, (time.perf_counter() - start) / max(n, 1))
+    write_attributions(args.out, arrays)
+
+
+@command("attribute", "attribution maps for every image of a predictions file")
+def _attribute_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--method", required=True, choices=["saliency", "ig", "rollout", "random"])
+    p.add_argument("--params", type=_json_arg, default={}, help="method parameters as JSON")
+    p.add_argument("--target", type=_json_arg, default={"kind": "mean"}, help="target as JSON")
+    p.add_argument("--channel-reduction", default="sum", choices=["sum", "abs_sum"])
+    p.add_argument("--mean-rgb", type=Path, help="JSON from 'depthxai mean-rgb' (IG mean baseline)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from depthxai.attribution import TargetSpec
+    from depthxai.attribution.run import read_attributions
+    from depthxai.config import section_defaults
+    from depthxai.evaluation.run import EvaluationConfig, evaluate_split
+    from depthxai.fileio import write_csv
+    from depthxai.models.predict import read_predictions
+
+    model = _load_model(args)
+    section = section_defaults("evaluation", args.evaluation)
+    attributions = read_attributions(args.attributions)
+    scores, curves = evaluate_split(model, args.data, read_predictions(args.predictions), attributions,
+                                    EvaluationConfig.from_config(section), TargetSpec.from_config(args.target),
+                                    _mean_rgb_from(args.mean_rgb) or [0.5, 0.5, 0.5], seed=args.seed,
+                                    progress=not args.quiet, log=log)
+    labels = {"dataset": args.dataset, "model": args.arch, "method": attributions["meta"]["method"]}
+    write_csv(args.out_scores, scores.assign(**labels)[[*labels, *scores.columns]])
+    write_csv(args.out_curves, curves.assign(**labels)[[*labels, *curves.columns]])
+
+
+@command("evaluate", "perturbation curves, Attribution Fidelity and Infidelity for an attribution file")
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--attributions", type=Path, required=True)
+    p.add_argument("--evaluation", type=_json_arg, default={}, help="the config's evaluation section as JSON")
+    p.add_argument("--target", type=_json_arg, default={"kind": "mean"})
+    p.add_argument("--mean-rgb", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", required=True, help="label for the tidy tables")
+    p.add_argument("--arch", required=True, help="label for the tidy tables (<arch>_<variant>)")
+    p.add_argument("--out-scores", type=Path, required=True)
+    p.add_argument("--out-curves", type=Path, required=True)
+
+
+def run_merge(args: argparse.Namespace) -> None:
+    from depthxai.fileio import write_csv
+    from depthxai.tidy import concat_tidy
+
+    write_csv(args.out, concat_tidy(args.inputs))
+
+
+@command("merge", "concatenate tidy CSVs (shards, methods) into one, sorted, byte-stable")
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("inputs", type=Path, nargs="+")
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depthxai", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"depthxai {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, add_arguments, help_text) in sorted(_COMMANDS.items()):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = _COMMANDS[args.command][0]
+    try:
+        handler(args)
+    except DepthXAIError as exc:
+        log.error("%s", exc)
+        print(f"depthxai {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,141 @@
+"""Loading and validating the workflow configuration.
+
+The JSON schema (``schemas/config.schema.yaml``, also reached as ``workflow/schemas/config.schema.yaml``)
+is the single definition of every key, type, range and default. :func:`validate_config` applies it with
+defaults filled in, then checks what a schema cannot express (cross references between sections), and
+raises :class:`~depthxai.errors.ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from depthxai.errors import ConfigError
+
+SCHEMA_RESOURCE = "schemas/config.schema.yaml"
+
+
+def load_schema() -> dict[str, Any]:
+    """The configuration schema as a dict."""
+    text = resources.files("depthxai").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = yaml.safe_load(text)
+    return schema
+
+
+def _key_path(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def _with_defaults(validator_class: type[jsonschema.protocols.Validator]) -> type[jsonschema.protocols.Validator]:
+    """A validator that fills ``default`` values of properties into the instance as it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: Mapping[str, Any], instance: Any, schema: Any) -> Any:
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, Mapping) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` against the schema, fill defaults, check cross references.
+
+    Returns:
+        A new dict with every default filled in.
+
+    Raises:
+        ConfigError: naming the first offending key (dotted path) and what is wrong with it.
+    """
+    resolved = copy.deepcopy(dict(config))
+    schema = load_schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[0]
+        key = _key_path(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+            allowed = sorted(err.schema.get("properties", {}))
+            unknown = sorted(set(err.instance) - set(allowed))
+            prefix = "" if not err.absolute_path else key + "."
+            raise ConfigError(
+                f"config key {prefix}{unknown[0]}: unknown key"
+                + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
+                + "; see workflow/schemas/config.schema.yaml"
+            )
+        raise ConfigError(f"config key {key}: {err.message}")
+    _check_cross_references(resolved)
+    return resolved
+
+
+def _check_cross_references(config: dict[str, Any]) -> None:
+    datasets: dict[str, Any] = config["datasets"]
+    downloads: dict[str, Any] = config.get("downloads", {})
+    for name, spec in datasets.items():
+        if spec["source"] == "synthetic":
+            for key in ("setup", "n_test", "size"):
+                if key not in spec:
+                    raise ConfigError(f"config key datasets.{name}.{key}: required for a synthetic dataset")
+            expected_setup = {"synthindoor": "indoor", "synthroad": "road"}.get(name)
+            if expected_setup and spec["setup"] != expected_setup:
+                raise ConfigError(f"config key datasets.{name}.setup: must be {expected_setup!r} for dataset {name!r}")
+        elif spec["source"] != name:
+            raise ConfigError(f"config key datasets.{name}.source: dataset {name!r} must have source {name!r}")
+        for key in spec.get("downloads", []):
+            if key not in downloads:
+                raise ConfigError(f"config key datasets.{name}.downloads: {key!r} is not defined under downloads")
+    for arch, spec in config["models"].items():
+        for dataset, source in spec["weights"].items():
+            if dataset not in datasets:
+                raise ConfigError(f"config key models.{arch}.weights.{dataset}: {dataset!r} is not a configured dataset")
+            if source != "train" and source not in downloads:
+                raise ConfigError(
+                    f"config key models.{arch}.weights.{dataset}: {source!r} is neither 'train' nor a key of downloads"
+                )
+            if source == "train" and datasets[dataset].get("n_train", 0) < 1:
+                raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
+    fractions = config["evaluation"]["fractions"]
+    if sorted(fractions) != list(fractions) or fractions[0] != 0.0:
+        raise ConfigError("config key evaluation.fractions: must be increasing and start at 0")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (see :func:`validate_config`)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return validate_config(raw)
+
+
+def section_defaults(section: str, partial: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate one top-level section (e.g. ``evaluation`` passed to a CLI command) and fill its defaults.
+
+    Raises:
+        ConfigError: naming the key within the section.
+    """
+    schema = load_schema()
+    try:
+        sub_schema = {"$defs": schema["$defs"], **schema["properties"][section]}
+    except KeyError:
+        raise ConfigError(f"config key {section}: no such section") from None
+    instance = copy.deepcopy(dict(partial or {}))
+    validator = _with_defaults(jsonschema.Draft202012Validator)(sub_schema)
+    for err in sorted(validator.iter_errors(instance), key=lambda e: len(e.absolute_path)):
+        raise ConfigError(f"config key {section}.{_key_path(err.absolute_path)}: {err.message}")
+    return instance

@@ -1,0 +1,48 @@
+"""Tidy tables: one row per value, with the identifying columns first; merged and sorted deterministically.
+
+Sorting by every identifying column makes a merged table independent of how the work was split (shards,
+methods, job order): the same rows give the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from depthxai.errors import DataError
+
+#: Identifying columns in their canonical order (those present are used, in this order).
+KEY_COLUMNS = ("dataset", "model", "method", "image_id", "repeat", "order", "fraction", "curve", "metric")
+
+
+def sort_tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by the identifying columns present (stable), index reset."""
+    keys = [c for c in KEY_COLUMNS if c in table.columns]
+    return table.sort_values(keys, kind="stable").reset_index(drop=True) if keys else table.reset_index(drop=True)
+
+
+def concat_tidy(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read tidy CSVs (ids as strings), check they share columns, concatenate and sort.
+
+    Raises:
+        DataError: naming a file that is missing or whose columns differ from the first file's.
+    """
+    frames = []
+    columns: list[str] | None = None
+    for path in paths:
+        try:
+            frame = pd.read_csv(path, dtype={"image_id": str, "dataset": str, "model": str, "method": str})
+        except FileNotFoundError:
+            raise DataError(f"{path}: missing; rerun the rule that writes it") from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: empty file; rerun the rule that writes it") from None
+        if columns is None:
+            columns = list(frame.columns)
+        elif list(frame.columns) != columns:
+            raise DataError(f"{path}: columns {list(frame.columns)} differ from {columns}")
+        frames.append(frame)
+    if not frames:
+        raise DataError("nothing to merge")
+    return sort_tidy(pd.concat(frames, ignore_index=True))

@@ -147,7 +147,8 @@ def run_predict_split(args: argparse.Namespace) -> None:
     ids = shard_ids(read_index(args.data, "test")["id"].tolist(), args.shards, args.shard)
     arrays, metrics = predict_split(model, args.data, ids, progress=not args.quiet, log=log)
     write_predictions(args.out, arrays)
-    write_csv(args.out_metrics, metrics)
+    labels = {"dataset": args.dataset, "model": args.arch}
+    write_csv(args.out_metrics, metrics.assign(**labels)[[*labels, *metrics.columns]])
 
 
 @command("predict-split", "predict every test image of one shard of a prepared dataset")
@@ -156,8 +157,26 @@ def _predict_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--dataset", required=True, help="label for the accuracy table")
+    p.add_argument("--arch", required=True, help="label for the accuracy table (<arch>_<variant>)")
     p.add_argument("--out", type=Path, required=True, help="predictions .npz")
     p.add_argument("--out-metrics", type=Path, required=True, help="per-image accuracy CSV")
+
+
+def run_model_card(args: argparse.Namespace) -> None:
+    from depthxai.models.card import write_model_card
+
+    card = write_model_card(args.out, args.model, args.weights, args.weights_source, args.accuracy)
+    log.info("%s: %s", args.model, json.dumps(card["accuracy"], sort_keys=True))
+
+
+@command("model-card", "write a model card: preprocessing, units, weights hash, accuracy on the test split")
+def _model_card_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--weights", type=Path, required=True)
+    p.add_argument("--weights-source", required=True, help="'train' or the downloads key")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("accuracy", type=Path, nargs="+", help="per-image accuracy CSVs of the test split")
 
 
 # ---------------------------------------------------------------------------------------------- attribution

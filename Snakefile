@@ -1,0 +1,29 @@
+# depthxai: explainability assessment for monocular depth estimation (Cirillo et al., IJCNN 2025, reproduced).
+# The Snakefile only wires stages together; every decision lives in workflow/rules/common.smk and every
+# computation in the depthxai package (src/depthxai), which each rule calls through its CLI.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/attribute.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,139 @@
+# Every Python decision of the workflow: config validation, the study's combinations, input functions.
+
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# Snakemake itself may run outside the environment that has depthxai installed (e.g. with --use-conda):
+# the config validation only needs this checkout's package source and its YAML/JSON-schema dependencies.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from depthxai.config import validate_config
+from depthxai.errors import ConfigError
+
+try:
+    # The schema file is workflow/schemas/config.schema.yaml (the package's own copy, linked); validation fills
+    # the defaults and checks the cross references a schema cannot express, naming the offending key.
+    config.update(validate_config(config))
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
+
+# Rules call `python -m depthxai`: the package of this checkout, also inside a conda env (which provides the
+# dependencies only).
+SRC = Path(workflow.basedir) / "src"
+# (doubled braces: Snakemake formats the prefix like a shell command)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+DATASETS = sorted(config["datasets"])
+SYNTHETIC = sorted(d for d, spec in config["datasets"].items() if spec["source"] == "synthetic")
+METHODS = sorted(config["methods"])
+SHARDS = [str(i) for i in range(config["shards"])]
+# (dataset, arch) pairs of the study: an architecture is studied on the datasets its weights are given for.
+PAIRS = sorted((d, m) for m, spec in config["models"].items() for d in spec["weights"])
+MODELS = sorted(config["models"])
+TARGET_JSON = json.dumps(config["attribution"]["target"], sort_keys=True)
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(MODELS),
+    method="|".join(METHODS),
+    shard=r"\d+",
+
+
+def model_name(wildcards):
+    """The registry name <arch>_<variant>_<dataset> of a (dataset, model) pair."""
+    return f"{wildcards.model}_{wildcards.dataset}"
+
+
+def dataset_param(key):
+    """Input function factory: the value of datasets.<dataset>.<key> (lists joined by spaces for the shell)."""
+
+    def value(wildcards):
+        item = config["datasets"][wildcards.dataset][key]
+        return " ".join(map(str, item)) if isinstance(item, list) else item
+
+    return value
+
+
+def weight_source(wildcards):
+    return config["models"][wildcards.model]["weights"][wildcards.dataset]
+
+
+def get_weights(wildcards):
+    """Trained inside the DAG, or downloaded (verified) into resources_dir."""
+    source = weight_source(wildcards)
+    if source == "train":
+        return f"results/models/{wildcards.dataset}/{wildcards.model}/weights.pt"
+    return download_path(source)
+
+
+def download_path(key):
+    return f"{config['resources_dir']}/downloads/{config['downloads'][key]['filename']}"
+
+
+def get_dataset_downloads(wildcards):
+    return [download_path(k) for k in config["datasets"][wildcards.dataset].get("downloads", [])]
+
+
+def train_params(wildcards):
+    return json.dumps(dict(config["models"][wildcards.model].get("train", {}), seed=config["seed"]))
+
+
+def method_params(wildcards):
+    return json.dumps(config["methods"][wildcards.method], sort_keys=True)
+
+
+def json_param(section):
+    return json.dumps(config[section], sort_keys=True)
+
+
+def shard_files(pattern, **fixed):
+    return expand(pattern, shard=SHARDS, **fixed)
+
+
+def get_scores(wildcards=None):
+    return [f"results/evaluation/{d}/{m}/{meth}/shard-{s}.scores.csv" for d, m in PAIRS for meth in METHODS for s in SHARDS]
+
+
+def get_curves(wildcards=None):
+    return [f"results/evaluation/{d}/{m}/{meth}/shard-{s}.curves.csv" for d, m in PAIRS for meth in METHODS for s in SHARDS]
+
+
+def get_accuracy(wildcards=None):
+    return [f"results/predictions/{d}/{m}/shard-{s}.accuracy.csv" for d, m in PAIRS for s in SHARDS]
+
+
+def get_model_accuracy(wildcards):
+    return shard_files(f"results/predictions/{wildcards.dataset}/{wildcards.model}/shard-{{shard}}.accuracy.csv")
+
+
+def get_qualitative_inputs(wildcards):
+    d, m = wildcards.dataset, wildcards.model
+    return {
+        "data": f"results/data/{d}",
+        "predictions": shard_files(f"results/predictions/{d}/{m}/shard-{{shard}}.npz"),
+        "attributions": [f"results/attributions/{d}/{m}/{meth}/shard-{s}.npz" for meth in METHODS for s in SHARDS],
+    }
+
+
+def figure_formats():
+    return config["report"]["formats"]
+
+
+def get_final_output():
+    outputs = [
+        "results/evaluation/scores.csv",
+        "results/evaluation/curves.csv",
+        "results/evaluation/accuracy.csv",
+        "results/stats/summary.csv",
+        "results/stats/friedman.csv",
+        "results/stats/wilcoxon.csv",
+    ]
+    outputs += expand("results/tables/{table}.{ext}", table=["table1", "table2", "accuracy"], ext=["csv", "md", "tex"])
+    outputs += expand("results/figures/figure1_{pair}.{ext}", pair=[f"{d}_{m}" for d, m in PAIRS], ext=figure_formats())
+    outputs += expand("results/figures/{fig}.{ext}", fig=["figure2", "figure3"], ext=figure_formats())
+    outputs += [f"results/models/{d}/{m}/card.json" for d, m in PAIRS]
+    return outputs

@@ -1,0 +1,26 @@
+# Predict: depth for every test image, once per (dataset, model, shard); reused by every later stage.
+
+
+rule predict:
+    input:
+        data="results/data/{dataset}",
+        weights=get_weights,
+    output:
+        predictions="results/predictions/{dataset}/{model}/shard-{shard}.npz",
+        accuracy="results/predictions/{dataset}/{model}/shard-{shard}.accuracy.csv",
+    log:
+        "logs/predict/{dataset}_{model}_shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/predict/{dataset}_{model}_shard-{shard}.tsv"
+    params:
+        name=model_name,
+        shards=config["shards"],
+        device=config["device"],
+    threads: config["threads"]
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m depthxai predict-split --model {params.name} --weights {input.weights} --data {input.data} "
+        "--shard {wildcards.shard} --shards {params.shards} --device {params.device} --threads {threads} "
+        "--dataset {wildcards.dataset} --arch {wildcards.model} --out {output.predictions} "
+        "--out-metrics {output.accuracy} 2> {log}"

@@ -80,6 +80,60 @@ def _synthesize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
 
 
+def run_fetch(args: argparse.Namespace) -> None:
+    from depthxai.data.download import fetch_resource
+    from depthxai.fileio import write_json
+
+    spec = dict(args.spec)
+    path = fetch_resource(spec, args.dest_dir, args.mirror, progress=not args.quiet)
+    log.info("%s -> %s", spec.get("key", spec["filename"]), path)
+    if args.flag:
+        write_json(args.flag, {"key": spec.get("key"), "path": str(path), "url": spec["url"]})
+
+
+@command("fetch", "download one file (hash-verified, resumable, or from a mirror folder); extract archives safely")
+def _fetch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", type=_json_arg, required=True, help="one downloads entry as JSON (url, filename, hashes, kind)")
+    p.add_argument("--dest-dir", type=Path, required=True)
+    p.add_argument("--mirror", type=Path, default=None, help="local mirror folder (default: $DEPTHXAI_MIRROR)")
+    p.add_argument("--flag", type=Path, default=None, help="write this JSON flag file when done (archives)")
+
+
+def run_prepare_nyu(args: argparse.Namespace) -> None:
+    from depthxai.data.nyu import prepare_nyu
+
+    info = prepare_nyu(args.labeled, args.splits, args.out, depth_source=args.depth_source, split=args.split,
+                       ids=args.ids, progress=not args.quiet)
+    log.info("prepared %s (%s depth)", info.name, args.depth_source)
+
+
+@command("prepare-nyu", "prepare the NYU Depth v2 test split from nyu_depth_v2_labeled.mat and splits.mat")
+def _prepare_nyu_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labeled", type=Path, required=True, help="nyu_depth_v2_labeled.mat (MATLAB v7.3)")
+    p.add_argument("--splits", type=Path, required=True, help="splits.mat")
+    p.add_argument("--depth-source", choices=["filled", "raw"], default="filled")
+    p.add_argument("--split", choices=["test", "train"], default="test")
+    p.add_argument("--ids", nargs="+", default=None, help="restrict to these ids (5 digits, 0-based)")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def run_prepare_kitti(args: argparse.Namespace) -> None:
+    from depthxai.data.kitti import prepare_kitti_eigen
+
+    info = prepare_kitti_eigen(args.split_file, args.raw_root, args.depth_root, args.out, ids=args.ids,
+                               progress=not args.quiet)
+    log.info("prepared %s", info.name)
+
+
+@command("prepare-kitti", "prepare the KITTI Eigen test split (frames with ground truth) from the raw drives")
+def _prepare_kitti_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split-file", type=Path, required=True, help="eigen_test_files_with_gt.txt")
+    p.add_argument("--raw-root", type=Path, required=True, help="folder the raw drive archives were extracted into")
+    p.add_argument("--depth-root", type=Path, required=True, help="folder data_depth_annotated.zip was extracted into")
+    p.add_argument("--ids", nargs="+", default=None)
+    p.add_argument("--out", type=Path, required=True)
+
+
 def run_mean_rgb(args: argparse.Namespace) -> None:
     from depthxai.data.io import mean_rgb
     from depthxai.fileio import write_json

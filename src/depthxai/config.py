@@ -60,22 +60,41 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     resolved = copy.deepcopy(dict(config))
     schema = load_schema()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        err = errors[0]
-        key = _key_path(err.absolute_path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
-            allowed = sorted(err.schema.get("properties", {}))
-            unknown = sorted(set(err.instance) - set(allowed))
-            prefix = "" if not err.absolute_path else key + "."
-            raise ConfigError(
-                f"config key {prefix}{unknown[0]}: unknown key"
-                + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
-                + "; see workflow/schemas/config.schema.yaml"
-            )
-        raise ConfigError(f"config key {key}: {err.message}")
+    _raise_first_error(validator.iter_errors(resolved))
     _check_cross_references(resolved)
     return resolved
+
+
+def _raise_first_error(errors: Any, section: str | None = None) -> None:
+    """Raise a :class:`ConfigError` for the shallowest schema error, naming its key (below ``section`` if given)."""
+    ordered = sorted(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not ordered:
+        return
+    err = ordered[0]
+    path = [*([section] if section else []), *map(str, err.absolute_path)]
+    key = _key_path(path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(allowed))
+        prefix = "" if not path else key + "."
+        raise ConfigError(
+            f"config key {prefix}{unknown[0]}: unknown key"
+            + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
+            + "; see workflow/schemas/config.schema.yaml"
+        )
+    raise ConfigError(f"config key {key}: {err.message}")
+
+
+#: The inputs each real dataset's preparation needs, by role (values of ``datasets.<name>.downloads``).
+REAL_DATASET_ROLES: dict[str, tuple[str, ...]] = {"nyu": ("labeled", "splits"), "kitti": ("split_file", "depth", "raw")}
+
+
+def download_keys(patterns: str | list[str], downloads: Mapping[str, Any]) -> list[str]:
+    """The ``downloads`` keys named by a key or a list of keys / glob patterns, in config order, no repeats."""
+    import fnmatch
+
+    wanted = [patterns] if isinstance(patterns, str) else list(patterns)
+    return [key for key in downloads if any(fnmatch.fnmatchcase(key, p) for p in wanted)]
 
 
 def _check_cross_references(config: dict[str, Any]) -> None:
@@ -91,9 +110,17 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 raise ConfigError(f"config key datasets.{name}.setup: must be {expected_setup!r} for dataset {name!r}")
         elif spec["source"] != name:
             raise ConfigError(f"config key datasets.{name}.source: dataset {name!r} must have source {name!r}")
-        for key in spec.get("downloads", []):
-            if key not in downloads:
-                raise ConfigError(f"config key datasets.{name}.downloads: {key!r} is not defined under downloads")
+        else:
+            roles = REAL_DATASET_ROLES[name]
+            given = spec.get("downloads", {})
+            for role in roles:
+                if role not in given:
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: required (roles: {', '.join(roles)})")
+            for role in given:
+                if role not in roles:
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: unknown role (roles: {', '.join(roles)})")
+                if not download_keys(given[role], downloads):
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: {given[role]!r} matches no key of downloads")
     for arch, spec in config["models"].items():
         for dataset, source in spec["weights"].items():
             if dataset not in datasets:
@@ -104,7 +131,11 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
-    fractions = config["evaluation"]["fractions"]
+    _check_evaluation(config["evaluation"])
+
+
+def _check_evaluation(evaluation: Mapping[str, Any]) -> None:
+    fractions = evaluation["fractions"]
     if sorted(fractions) != list(fractions) or fractions[0] != 0.0:
         raise ConfigError("config key evaluation.fractions: must be increasing and start at 0")
 
@@ -136,6 +167,7 @@ def section_defaults(section: str, partial: Mapping[str, Any] | None = None) -> 
         raise ConfigError(f"config key {section}: no such section") from None
     instance = copy.deepcopy(dict(partial or {}))
     validator = _with_defaults(jsonschema.Draft202012Validator)(sub_schema)
-    for err in sorted(validator.iter_errors(instance), key=lambda e: len(e.absolute_path)):
-        raise ConfigError(f"config key {section}.{_key_path(err.absolute_path)}: {err.message}")
+    _raise_first_error(validator.iter_errors(instance), section)
+    if section == "evaluation":
+        _check_evaluation(instance)
     return instance

@@ -1,6 +1,7 @@
 # Every Python decision of the workflow: config validation, the study's combinations, input functions.
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 # the config validation only needs this checkout's package source and its YAML/JSON-schema dependencies.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from depthxai.config import validate_config
+from depthxai.config import download_keys, validate_config
 from depthxai.errors import ConfigError
 
 try:
@@ -35,12 +36,6 @@ PAIRS = sorted((d, m) for m, spec in config["models"].items() for d in spec["wei
 MODELS = sorted(config["models"])
 TARGET_JSON = json.dumps(config["attribution"]["target"], sort_keys=True)
 
-
-wildcard_constraints:
-    dataset="|".join(DATASETS),
-    model="|".join(MODELS),
-    method="|".join(METHODS),
-    shard=r"\d+",
 
 
 def model_name(wildcards):
@@ -74,8 +69,62 @@ def download_path(key):
     return f"{config['resources_dir']}/downloads/{config['downloads'][key]['filename']}"
 
 
-def get_dataset_downloads(wildcards):
-    return [download_path(k) for k in config["datasets"][wildcards.dataset].get("downloads", [])]
+DOWNLOADS = config["downloads"]
+FILE_DOWNLOADS = sorted(spec["filename"] for spec in DOWNLOADS.values() if spec["kind"] == "file")
+ARCHIVE_DOWNLOADS = sorted(key for key, spec in DOWNLOADS.items() if spec["kind"] != "file")
+
+
+def output_dir(wildcards, output):
+    """The folder of a rule's first output (a param derived from the output, not hard-coded)."""
+    return str(Path(output[0]).parent)
+
+
+def download_target(key):
+    """The input to depend on for a download: the file itself, or the extraction flag of an archive."""
+    if DOWNLOADS[key]["kind"] == "file":
+        return download_path(key)
+    return f"{config['resources_dir']}/downloads/{key}.extracted"
+
+
+def download_spec_by_filename(wildcards):
+    key = next(k for k, spec in DOWNLOADS.items() if spec["filename"] == wildcards.filename)
+    return json.dumps(dict(DOWNLOADS[key], key=key), sort_keys=True)
+
+
+def download_spec_by_key(wildcards):
+    return json.dumps(dict(DOWNLOADS[wildcards.key], key=wildcards.key), sort_keys=True)
+
+
+def mirror_arg(wildcards):
+    return f"--mirror {config['mirror']}" if config["mirror"] else ""
+
+
+def dataset_download(role):
+    """Input function factory: the download targets of one role of a real dataset (see REAL_DATASET_ROLES)."""
+
+    def targets(wildcards):
+        dataset = "nyu" if role in ("labeled", "splits") else "kitti"
+        keys = download_keys(config["datasets"][dataset]["downloads"][role], DOWNLOADS)
+        return [download_target(k) for k in keys]
+
+    return targets
+
+
+def archive_root(dataset, role):
+    """The folder an archive role of a dataset extracts into (all its archives must share it)."""
+    if dataset not in config["datasets"]:
+        return ""
+    keys = download_keys(config["datasets"][dataset]["downloads"][role], DOWNLOADS)
+    folders = {DOWNLOADS[k].get("extract_dir", k) for k in keys}
+    if len(folders) != 1:
+        raise WorkflowError(f"config key datasets.{dataset}.downloads.{role}: archives extract into {sorted(folders)}; "
+                            "they must share one extract_dir")
+    return f"{config['resources_dir']}/downloads/{folders.pop()}"
+
+
+def dataset_ids_arg(dataset):
+    ids = config["datasets"].get(dataset, {}).get("ids")
+    return "--ids " + " ".join(ids) if ids else ""
 
 
 def train_params(wildcards):

@@ -1,0 +1,86 @@
+# Downloads: every file of the paper preset, verified by its hash, resumable, or copied from a local mirror
+# (config `mirror` or $DEPTHXAI_MIRROR). Files land in <resources_dir>/downloads/<filename>; archives are
+# extracted safely into <resources_dir>/downloads/<extract_dir>/ and marked by a flag file.
+# Downloads stay local on a cluster (localrules): compute nodes often have no internet.
+
+
+localrules:
+    download_file,
+    download_archive,
+
+
+rule download_file:
+    output:
+        f"{config['resources_dir']}/downloads/{{filename}}",
+    log:
+        "logs/download/{filename}.log",
+    params:
+        spec=download_spec_by_filename,
+        mirror=mirror_arg,
+        dest=output_dir,
+    wildcard_constraints:
+        filename="|".join(re.escape(f) for f in FILE_DOWNLOADS) or "(?!)",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m depthxai fetch --spec '{params.spec}' --dest-dir {params.dest} {params.mirror} 2> {log}"
+
+
+rule download_archive:
+    output:
+        f"{config['resources_dir']}/downloads/{{key}}.extracted",
+    log:
+        "logs/download/{key}.log",
+    params:
+        spec=download_spec_by_key,
+        mirror=mirror_arg,
+        dest=output_dir,
+    wildcard_constraints:
+        key="|".join(re.escape(k) for k in ARCHIVE_DOWNLOADS) or "(?!)",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m depthxai fetch --spec '{params.spec}' --dest-dir {params.dest} {params.mirror} "
+        "--flag {output} 2> {log}"
+
+
+rule prepare_nyu:
+    input:
+        labeled=dataset_download("labeled"),
+        splits=dataset_download("splits"),
+    output:
+        directory("results/data/nyu"),
+    log:
+        "logs/data/prepare_nyu.log",
+    benchmark:
+        "results/benchmarks/data/prepare_nyu.tsv"
+    params:
+        depth_source=config["datasets"].get("nyu", {}).get("depth_source", "filled"),
+        ids=dataset_ids_arg("nyu"),
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m depthxai prepare-nyu --labeled {input.labeled} --splits {input.splits} "
+        "--depth-source {params.depth_source} {params.ids} --out {output} 2> {log}"
+
+
+rule prepare_kitti:
+    input:
+        split_file=dataset_download("split_file"),
+        depth=dataset_download("depth"),
+        raw=dataset_download("raw"),
+    output:
+        directory("results/data/kitti"),
+    log:
+        "logs/data/prepare_kitti.log",
+    benchmark:
+        "results/benchmarks/data/prepare_kitti.tsv"
+    params:
+        raw_root=archive_root("kitti", "raw"),
+        depth_root=archive_root("kitti", "depth"),
+        ids=dataset_ids_arg("kitti"),
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m depthxai prepare-kitti --split-file {input.split_file} --raw-root {params.raw_root} "
+        "--depth-root {params.depth_root} {params.ids} --out {output} 2> {log}"

@@ -333,7 +333,7 @@ def test_gdrive_folder_lookup_uses_gdown(monkeypatch, tmp_path, caplog):
 
 
 def test_paper_downloads_config(shared_dir):
-    downloads = yaml.safe_load((REPO / "config" / "paper_downloads.yaml").read_text())["downloads"]
+    downloads = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["downloads"]
     for key, spec in downloads.items():
         check_spec(spec, f"downloads.{key}")
     by_file = {spec["filename"]: spec for spec in downloads.values()}

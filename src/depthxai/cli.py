@@ -324,6 +324,117 @@ def _merge_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", type=Path, nargs="+")
 
 
+# ---------------------------------------------------------------------------------------------- statistics, report
+
+
+def _read_tidy(path: Path) -> Any:
+    from depthxai.tidy import concat_tidy
+
+    return concat_tidy([path])
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    from depthxai.fileio import write_csv
+    from depthxai.stats.run import run_statistics
+
+    settings = section_defaults_for("stats", args.stats)
+    tables = run_statistics(_read_tidy(args.scores), alpha=settings["alpha"], confidence=settings["confidence"],
+                            n_resamples=settings["bootstrap_resamples"], seed=args.seed)
+    for name, out in (("summary", args.out_summary), ("friedman", args.out_friedman), ("wilcoxon", args.out_wilcoxon)):
+        write_csv(out, tables[name])
+
+
+@command("stats", "bootstrap CIs, Friedman across methods and Holm-corrected Wilcoxon pairs from scores.csv")
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--stats", type=_json_arg, default={}, help="the config's stats section as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-summary", type=Path, required=True)
+    p.add_argument("--out-friedman", type=Path, required=True)
+    p.add_argument("--out-wilcoxon", type=Path, required=True)
+
+
+def run_tables(args: argparse.Namespace) -> None:
+    from depthxai.report.tables import accuracy_table, table1, table2, write_table
+
+    summary, friedman = _read_tidy(args.summary), _read_tidy(args.friedman)
+    out = Path(args.out_dir)
+    write_table(table1(summary, friedman), out / "table1",
+                "Table 1: perturbation test. Area under the MoRF and LeRF curves of the RMSE between perturbed and "
+                "unperturbed predictions (m), mean and 95% bootstrap CI over test images; MoRF higher and LeRF lower "
+                "is better; best method in bold.")
+    write_table(table2(summary, friedman), out / "table2",
+                "Table 2: Attribution Fidelity (higher is better) and Infidelity (lower is better), mean and 95% "
+                "bootstrap CI over test images, with the Friedman test across methods.")
+    write_table(accuracy_table(_read_tidy(args.accuracy)), out / "accuracy",
+                "Depth accuracy of each model on the test split (mean over images; official protocol).")
+
+
+@command("tables", "Table 1, Table 2 and the accuracy table as CSV, Markdown and LaTeX")
+def _tables_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--friedman", type=Path, required=True)
+    p.add_argument("--accuracy", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+def run_figure_qualitative(args: argparse.Namespace) -> None:
+    from depthxai.attribution.run import read_attributions
+    from depthxai.report.figures import figure_qualitative
+
+    by_method: dict[str, list[Path]] = {}
+    for path in args.attributions:
+        by_method.setdefault(read_attributions(path)["meta"]["method"], []).append(path)
+    figure_qualitative(args.data, args.predictions, by_method, args.out_stem, model=args.model,
+                       n_images=args.n_images, formats=args.formats)
+
+
+@command("figure-qualitative", "Figure 1: image, ground truth, prediction and each method's map for a few images")
+def _figure_qualitative_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="registry name <arch>_<variant>_<dataset>")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, nargs="+", required=True)
+    p.add_argument("--attributions", type=Path, nargs="+", required=True)
+    p.add_argument("--n-images", type=int, default=4)
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument("--out-stem", type=Path, required=True)
+
+
+def run_figure_curves(args: argparse.Namespace) -> None:
+    from depthxai.report.figures import figure_curves
+
+    figure_curves(_read_tidy(args.curves), args.out_stem, curve=args.curve, formats=args.formats)
+
+
+@command("figure-curves", "Figure 2: MoRF/LeRF curves with confidence bands")
+def _figure_curves_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--curves", type=Path, required=True)
+    p.add_argument("--curve", default="depth_rmse")
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument("--out-stem", type=Path, required=True)
+
+
+def run_figure_fidelity(args: argparse.Namespace) -> None:
+    from depthxai.report.figures import figure_fidelity_vs_conventional
+
+    figure_fidelity_vs_conventional(_read_tidy(args.scores), args.out_stem, conventional=args.conventional,
+                                    formats=args.formats)
+
+
+@command("figure-fidelity", "Figure 3: Attribution Fidelity against a conventional metric, disagreements marked")
+def _figure_fidelity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--conventional", default="morf_auc_depth_rmse")
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument("--out-stem", type=Path, required=True)
+
+
+def section_defaults_for(section: str, partial: dict[str, Any]) -> dict[str, Any]:
+    from depthxai.config import section_defaults
+
+    return section_defaults(section, partial)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 

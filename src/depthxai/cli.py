@@ -45,7 +45,7 @@ def _json_arg(text: str) -> Any:
 
 def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="registry name <arch>_<variant>_<dataset>, e.g. meter_xxs_nyu")
-    p.add_argument("--weights", type=Path, help="checkpoint (state dict; loaded with weights_only=True)")
+    p.add_argument("--weights", type=Path, required=True, help="checkpoint (state dict; loaded with weights_only=True)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
 

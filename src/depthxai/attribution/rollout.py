@@ -64,8 +64,10 @@ def discard_lowest(attention: Tensor, ratio: float) -> Tensor:
         return attention
     eye = torch.eye(n, m, dtype=torch.bool, device=attention.device)
     ranked = attention.masked_fill(eye, float("inf"))  # protect the diagonal from being among the smallest
+    # A stable ascending sort (not topk, whose choice among equal values is unspecified) drops the first of ties.
+    lowest = torch.sort(ranked, dim=-1, stable=True).indices[..., :k]
     drop = torch.zeros_like(attention, dtype=torch.bool)
-    drop.scatter_(-1, ranked.topk(k, dim=-1, largest=False).indices, True)
+    drop.scatter_(-1, lowest, True)
     return attention.masked_fill(drop & ~eye, 0.0)
 
 
@@ -104,12 +106,22 @@ def upsample_relevance(relevance: Tensor, size: tuple[int, int]) -> Tensor:
             ``g = ceil(W / w)`` (the coarse grid is the ceil-downsampled fine grid).
 
     Returns:
-        ``(B, H, W)``: every coarse cell's value is shared equally by its ``f x g`` children (children that fall
-        outside ``(H, W)`` at the border are cropped).
+        ``(B, H, W)``: every coarse cell's value is shared equally by its children inside ``(H, W)`` (``f x g`` of
+        them, fewer in the last row / column when the sizes do not divide), so the total is preserved exactly and
+        :func:`pool_relevance` of the result gives ``relevance`` back.
+
+    Raises:
+        ValueError: if some coarse cell has no child inside ``(H, W)`` (``(h, w)`` is not the ceil grid of ``size``).
     """
     h, w = relevance.shape[-2:]
     fh, fw = -(-size[0] // h), -(-size[1] // w)
-    fine = relevance.repeat_interleave(fh, dim=-2).repeat_interleave(fw, dim=-1) / (fh * fw)
+    # children of coarse row i (column j) inside the fine grid: fh (fw), except at a cropped border
+    rows = (size[0] - fh * torch.arange(h, device=relevance.device)).clamp(0, fh)
+    cols = (size[1] - fw * torch.arange(w, device=relevance.device)).clamp(0, fw)
+    children = (rows[:, None] * cols[None, :]).to(relevance.dtype)
+    if bool((children == 0).any()):
+        raise ValueError(f"a {h}x{w} grid is not the ceil-downsampled grid of {size[0]}x{size[1]}")
+    fine = (relevance / children).repeat_interleave(fh, dim=-2).repeat_interleave(fw, dim=-1)
     return fine[..., : size[0], : size[1]]
 
 

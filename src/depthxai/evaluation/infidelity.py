@@ -1,10 +1,11 @@
 """Infidelity (Yeh et al., "On the (In)fidelity and Sensitivity of Explanations", NeurIPS 2019), via Captum.
 
 ``INFD = E_I[(I^T Phi - (f(x) - f(x - I)))^2]`` with Gaussian perturbations ``I``. Our maps hold one relevance per
-pixel, so ``Phi`` is the pixel map broadcast over the three colour channels, and the noise is drawn per pixel and
-shared by the channels (a pixel-level perturbation, matching pixel-level relevance). With ``normalize=True``
-(default) Captum rescales each map by the least-squares optimal factor first, so methods whose maps live on
-different scales (|gradient| vs IG's path integral) are compared fairly. Lower is better.
+pixel, so the noise is drawn per pixel and shared by the colour channels (a pixel-level perturbation, matching
+pixel-level relevance), and ``I^T Phi = sum_p I_p r_p``: Captum sums over the channels too, so ``Phi`` is the pixel
+map broadcast over the ``C = 3`` channels divided by ``C`` (a plain broadcast would count every pixel 3 times).
+With ``normalize=True`` (default) Captum rescales each map by the least-squares optimal factor first, so methods
+whose maps live on different scales (|gradient| vs IG's path integral) are compared fairly. Lower is better.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def infidelity(model: DepthModel, image: Tensor, relevance: Tensor, weights: Ten
         noise = noise.expand_as(inputs)
         return noise, inputs - noise
 
-    attribution = relevance[None, None].expand(1, 3, *relevance.shape).to(image.dtype)
+    channels = image.shape[0]
+    # divided by C: Captum sums Phi * I over the channels as well, and I is shared by them (see the module docstring)
+    attribution = (relevance[None, None] / channels).expand(1, channels, *relevance.shape).to(image.dtype)
     score = captum_infidelity(
         TargetModel(model),
         perturb,

@@ -140,7 +140,9 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
     batch = torch.where(masks[perturbed_index][:, None], replacement[None], image[None])
     if clean_native is None:
         batch = torch.cat([image[None], batch])
-    native = torch.cat([model.native(batch[i : i + config.batch_size]) for i in range(0, batch.shape[0], config.batch_size)])
+    chunks = [model.native(batch[i : i + config.batch_size]) for i in range(0, batch.shape[0], config.batch_size)]
+    # no chunk at all when every fraction removes 0 pixels (tiny images) and the clean prediction was given
+    native = torch.cat(chunks) if chunks else clean_native[:0]  # type: ignore[index]
     if clean_native is None:
         clean_native, native = native[:1], native[1:]
 

@@ -1,0 +1,171 @@
+"""Configuration: the repository's config validates with defaults filled; every error names the offending key."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from depthxai.config import load_config, load_schema, section_defaults, validate_config
+from depthxai.errors import ConfigError
+from depthxai.evaluation.run import EvaluationConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def raw_config() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_repository_config_validates_with_defaults(raw_config: dict[str, Any]) -> None:
+    resolved = validate_config(raw_config)
+    assert resolved["datasets"]["synthindoor"]["size"] == [240, 320]  # given values kept
+    # defaults filled where the file is silent
+    assert resolved["resources_dir"] == "resources" and resolved["mirror"] is None and resolved["downloads"] == {}
+    assert resolved["datasets"]["synthindoor"]["depth_source"] == "filled"
+    assert resolved["methods"]["ig"]["method"] == "gausslegendre" and resolved["methods"]["ig"]["blur_sigma"] == 5.0
+    assert resolved["attribution"]["target"]["quantile"] == 0.25
+    assert resolved["evaluation"]["noise_std"] == 0.2 and resolved["evaluation"]["batch_size"] == 16
+    assert resolved["evaluation"]["blur_sigma"] == 5.0
+    # the input is not modified
+    assert "resources_dir" not in raw_config and "method" not in raw_config["methods"]["ig"]
+    # a minimal config gets every section
+    minimal = {"datasets": {"synthindoor": {"source": "synthetic", "setup": "indoor", "n_test": 2, "size": [64, 64],
+                                            "n_train": 1}},
+               "models": {"meter_xxs": {"weights": {"synthindoor": "train"}}}, "methods": {"random": {}}}
+    full = validate_config(minimal)
+    assert full["seed"] == 0 and full["device"] == "cpu" and full["threads"] == 1 and full["shards"] == 1
+    assert full["attribution"] == {"target": {"kind": "mean", "quantile": 0.25}, "channel_reduction": "sum"}
+    assert full["evaluation"]["fractions"] == [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
+    assert full["evaluation"]["fidelity"] == {"measure": "pearson", "resolution": "native"}
+    assert full["evaluation"]["infidelity"] == {"n_perturb_samples": 16, "noise_std": 0.05, "normalize": True}
+    assert full["stats"] == {"alpha": 0.05, "bootstrap_resamples": 2000, "confidence": 0.95}
+    assert full["report"] == {"qualitative_images": 4, "formats": ["png", "pdf"]}
+    # and the evaluation section builds the typed config used by the stage
+    config = EvaluationConfig.from_config(full["evaluation"])
+    assert config.perturbation.fractions == (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    assert config.infidelity_normalize is True and config.fidelity_resolution == "native"
+
+
+def test_section_defaults_agree_with_the_full_validation() -> None:
+    minimal = {"datasets": {"synthroad": {"source": "synthetic", "setup": "road", "n_test": 1, "size": [64, 64]}},
+               "models": {"meter_xxs": {"weights": {"synthroad": "ckpt"}}}, "methods": {"saliency": {}},
+               "downloads": {"ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}}
+    resolved = validate_config(minimal)
+    for section in ("attribution", "evaluation", "stats", "report"):
+        assert section_defaults(section) == resolved[section]
+    assert resolved["methods"]["saliency"] == {"abs": True}
+    assert load_schema()["additionalProperties"] is False
+
+
+def set_path(config: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+
+
+def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda config: set_path(config, path, value)
+
+
+def drop(path: str) -> Callable[[dict[str, Any]], None]:
+    *parents, last = path.split(".")
+
+    def change(config: dict[str, Any]) -> None:
+        node = config
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return change
+
+
+BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("unknown top-level key", put("seeds", 3), r"config key seeds: unknown key"),
+    ("unknown nested key", put("evaluation.fidelity.measures", "l1"),
+     r"config key evaluation\.fidelity\.measures: unknown key"),
+    ("unknown key in a method", put("methods.ig.steps", 3), r"config key methods\.ig\.steps: unknown key"),
+    ("unknown dataset key", put("datasets.synthroad.n_tests", 3), r"config key datasets\.synthroad\.n_tests: unknown key"),
+    ("wrong type", put("seed", "zero"), r"config key seed: 'zero' is not of type 'integer'"),
+    ("wrong nested type", put("evaluation.infidelity.normalize", "yes"),
+     r"config key evaluation\.infidelity\.normalize: 'yes' is not of type 'boolean'"),
+    ("out of range", put("threads", 0), r"config key threads: 0 is less than the minimum of 1"),
+    ("out of range nested", put("methods.rollout.discard_ratio", 1.0), r"config key methods\.rollout\.discard_ratio"),
+    ("fraction above 1", put("evaluation.fractions", [0.0, 0.5, 1.5]), r"config key evaluation\.fractions\.2"),
+    ("bad enum", put("attribution.target.kind", "median"), r"config key attribution\.target\.kind"),
+    ("bad batch size", put("methods.ig.internal_batch_size", 0), r"config key methods\.ig\.internal_batch_size"),
+    ("empty methods", put("methods", {}), r"config key methods: .*non-empty"),
+    ("methods as a list", put("methods", []), r"config key methods: .*not of type 'object'"),
+    ("unknown method", put("methods.lime", {}), r"config key methods: 'lime' is not one of"),
+    ("fractions not increasing", put("evaluation.fractions", [0.0, 0.2, 0.1]),
+     r"config key evaluation\.fractions: must be increasing"),
+    ("fractions not from 0", put("evaluation.fractions", [0.1, 0.2]), r"config key evaluation\.fractions: .*start at 0"),
+    ("repeated fraction", put("evaluation.fractions", [0.0, 0.1, 0.1]), r"config key evaluation\.fractions: .*non-unique"),
+    ("weights neither train nor download", put("models.meter_xxs.weights.synthroad", "meter_kitti"),
+     r"config key models\.meter_xxs\.weights\.synthroad: 'meter_kitti' is neither 'train' nor a key of downloads"),
+    ("weights for an unconfigured dataset", put("models.meter_xxs.weights.nyu", "train"),
+     r"config key models\.meter_xxs\.weights\.nyu: 'nyu' is not a configured dataset"),
+    ("training without training images", put("datasets.synthroad.n_train", 0), r"config key datasets\.synthroad\.n_train"),
+    ("synthetic without size", drop("datasets.synthroad.size"), r"config key datasets\.synthroad\.size: required"),
+    ("wrong setup", put("datasets.synthroad.setup", "indoor"), r"config key datasets\.synthroad\.setup"),
+    ("unknown model", put("models.meter_xl", {"weights": {"synthroad": "train"}}), r"config key models"),
+    ("missing required section", drop("methods"), r"config key <top level>: 'methods' is a required property"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "message"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_config_errors_name_the_key(raw_config: dict[str, Any], case: str, change: Callable, message: str) -> None:
+    config = copy.deepcopy(raw_config)
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_download_keys_make_weights_valid(raw_config: dict[str, Any]) -> None:
+    config = copy.deepcopy(raw_config)
+    config["downloads"] = {"meter_ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}
+    config["models"]["meter_xxs"]["weights"]["synthroad"] = "meter_ckpt"
+    resolved = validate_config(config)
+    assert resolved["downloads"]["meter_ckpt"]["kind"] == "file"  # default filled inside additionalProperties
+    config["downloads"]["meter_ckpt"]["sha256"] = "not-a-hash"
+    with pytest.raises(ConfigError, match=r"config key downloads\.meter_ckpt\.sha256"):
+        validate_config(config)
+
+
+def test_section_defaults() -> None:
+    evaluation = section_defaults("evaluation", {"ranking": "signed", "fidelity": {"measure": "l1"}})
+    assert evaluation["ranking"] == "signed" and evaluation["replacement"] == "mean"
+    assert evaluation["fidelity"] == {"measure": "l1", "resolution": "native"}
+    assert evaluation["infidelity"]["n_perturb_samples"] == 16
+    assert section_defaults("stats") == {"alpha": 0.05, "bootstrap_resamples": 2000, "confidence": 0.95}
+    with pytest.raises(ConfigError, match=r"config key evaluation\.fractionz: unknown key"):
+        section_defaults("evaluation", {"fractionz": [0.0, 0.5]})
+    with pytest.raises(ConfigError, match=r"config key evaluation\.fidelity\.measure: 'kendall' is not one of"):
+        section_defaults("evaluation", {"fidelity": {"measure": "kendall"}})
+    with pytest.raises(ConfigError, match=r"config key evaluation\.batch_size: 0 is less than the minimum of 1"):
+        section_defaults("evaluation", {"batch_size": 0})
+    with pytest.raises(ConfigError, match=r"config key evaluation\.fractions: must be increasing"):
+        section_defaults("evaluation", {"fractions": [0.0, 0.5, 0.2]})
+    with pytest.raises(ConfigError, match=r"config key nosuch: no such section"):
+        section_defaults("nosuch")
+
+
+def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [unclosed\n")
+    with pytest.raises(ConfigError, match=f"{bad}: not valid YAML"):
+        load_config(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listing)
+    assert load_config(REPO / "config.yaml")["evaluation"]["ranking"] == "abs"

@@ -21,8 +21,10 @@ rule attribute:
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     shell:
         "python -m depthxai attribute --model {params.name} --weights {input.weights} --data {input.data} "
         "--predictions {input.predictions} --method {wildcards.method} --params '{params.method_params}' "

@@ -36,6 +36,14 @@ PAIRS = sorted((d, m) for m, spec in config["models"].items() for d in spec["wei
 MODELS = sorted(config["models"])
 TARGET_JSON = json.dumps(config["attribution"]["target"], sort_keys=True)
 
+# Software environments of the model rules (conda: directives, used with --sdm conda): the CUDA build of PyTorch
+# when the config asks for a GPU, the CPU build otherwise (envs/torch-cuda.yaml, envs/torch.yaml).
+USES_GPU = config["device"] != "cpu"
+TORCH_ENV = str(Path(workflow.basedir) / "envs" / ("torch-cuda.yaml" if USES_GPU else "torch.yaml"))
+# GPUs per model job (predict, attribute, evaluate): the SLURM executor turns it into --gpus; a local run can
+# serialise GPU jobs with --resources gpu=1.
+GPUS_PER_JOB = 1 if USES_GPU else 0
+
 
 
 def model_name(wildcards):

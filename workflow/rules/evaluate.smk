@@ -22,8 +22,10 @@ rule evaluate:
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     shell:
         "python -m depthxai evaluate --model {params.name} --weights {input.weights} --data {input.data} "
         "--predictions {input.predictions} --attributions {input.attributions} --evaluation '{params.evaluation}' "

@@ -17,7 +17,7 @@ rule train_model:
         train=train_params,
     threads: config["threads"]
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     shell:
         "python -m depthxai train --model {params.name} --data {input.data} --train '{params.train}' --threads {threads} "
         "--out-weights {output.weights} --out-metrics {output.metrics} 2> {log}"
@@ -35,7 +35,7 @@ rule model_card:
         name=model_name,
         source=weight_source,
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     shell:
         "python -m depthxai model-card --model {params.name} --weights {input.weights} --weights-source {params.source} "
         "--out {output} {input.accuracy} 2> {log}"

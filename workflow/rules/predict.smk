@@ -17,8 +17,10 @@ rule predict:
         shards=config["shards"],
         device=config["device"],
     threads: config["threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     shell:
         "python -m depthxai predict-split --model {params.name} --weights {input.weights} --data {input.data} "
         "--shard {wildcards.shard} --shards {params.shards} --device {params.device} --threads {threads} "

@@ -49,7 +49,7 @@ rule figure_qualitative:
         stem="results/figures/figure1_{dataset}_{model}",
         formats=" ".join(figure_formats()),
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/stats.yaml"
     shell:
         "python -m depthxai figure-qualitative --model {params.name} --data {input.data} --predictions {input.predictions} "
         "--attributions {input.attributions} --n-images {params.n_images} --formats {params.formats} "

@@ -23,6 +23,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     method="|".join(METHODS),
     shard=r"\d+",
+    repeat=r"\d+",
 
 
 include: "workflow/rules/download.smk"
@@ -32,6 +33,7 @@ include: "workflow/rules/predict.smk"
 include: "workflow/rules/attribute.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/science.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -72,7 +72,7 @@ def test_predict_errors_exit_2_and_write_nothing(shared_dir: Path, tmp_path: Pat
     assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(weights), "--out", str(out), str(truncated), "-q"]) == 2
     err = capsys.readouterr().err
     assert str(truncated) in err and "error" in err
-    assert main(["predict", "--model", "meter_xxl_nyu", "--out", str(out), str(image), "-q"]) == 2
+    assert main(["predict", "--model", "meter_xxl_nyu", "--weights", str(weights), "--out", str(out), str(image), "-q"]) == 2
     assert "meter_xxl_nyu" in capsys.readouterr().err
     assert not out.exists()
     assert not out.parent.exists() or not any(out.parent.iterdir())
@@ -355,7 +355,8 @@ def test_cli_stages_merge_to_the_same_tables_whatever_the_sharding(dataset: Path
 
 
 def test_cli_evaluate_rejects_a_bad_evaluation_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["evaluate", "--model", "meter_xxs_synthindoor", "--data", str(tmp_path), "--predictions", "p.npz",
+    args = ["evaluate", "--model", "meter_xxs_synthindoor", "--weights", "w.pth", "--data", str(tmp_path),
+            "--predictions", "p.npz",
             "--attributions", "a.npz", "--mean-rgb", "m.json", "--dataset", "d", "--arch", "meter_xxs",
             "--out-scores", str(tmp_path / "s.csv"), "--out-curves", str(tmp_path / "c.csv"), "-q"]
     assert main([*args, "--evaluation", '{"fractions": [0.0, 0.5, 0.2]}']) == 2

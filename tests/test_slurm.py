@@ -52,6 +52,8 @@ TINY_CONFIG = {
     "evaluation": {"fractions": [0.0, 0.1, 0.5], "infidelity": {"n_perturb_samples": 2, "noise_std": 0.05, "normalize": True}},
     "stats": {"bootstrap_resamples": 200},
     "report": {"qualitative_images": 1, "formats": ["png"]},
+    # the science stage needs >= 4 test images and is exercised by the local integration test
+    "science": {"enabled": False},
 }
 # Every output of the two runs must be the same bytes, except wall times (benchmarks, train_seconds) and the
 # checkpoint's container: torch.save records the temporary file's random name inside the zip, so weights.pt

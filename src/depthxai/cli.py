@@ -283,14 +283,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from depthxai.fileio import write_csv
     from depthxai.models.predict import read_predictions
 
+    section = section_defaults("evaluation", args.evaluation)  # a bad section fails before any work
     model = _load_model(args)
-    section = section_defaults("evaluation", args.evaluation)
     attributions = read_attributions(args.attributions)
     scores, curves = evaluate_split(model, args.data, read_predictions(args.predictions), attributions,
                                     EvaluationConfig.from_config(section), TargetSpec.from_config(args.target),
                                     _mean_rgb_from(args.mean_rgb) or [0.5, 0.5, 0.5], seed=args.seed,
                                     progress=not args.quiet, log=log)
     labels = {"dataset": args.dataset, "model": args.arch, "method": attributions["meta"]["method"]}
+    if args.repeat is not None:
+        labels["repeat"] = args.repeat
     write_csv(args.out_scores, scores.assign(**labels)[[*labels, *scores.columns]])
     write_csv(args.out_curves, curves.assign(**labels)[[*labels, *curves.columns]])
 
@@ -307,6 +309,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", required=True, help="label for the tidy tables")
     p.add_argument("--arch", required=True, help="label for the tidy tables (<arch>_<variant>)")
+    p.add_argument("--repeat", type=int, default=None, help="label the rows of a test-retest repeat")
     p.add_argument("--out-scores", type=Path, required=True)
     p.add_argument("--out-curves", type=Path, required=True)
 
@@ -322,6 +325,178 @@ def run_merge(args: argparse.Namespace) -> None:
 def _merge_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("inputs", type=Path, nargs="+")
+
+
+# ---------------------------------------------------------------------------------------------- evaluation science
+
+
+def _methods_from(spec: dict[str, Any], mean_rgb: list[float] | None) -> list[Any]:
+    from depthxai.attribution import build_method
+
+    return [build_method(name, params, mean_rgb=mean_rgb) for name, params in sorted(spec.items())]
+
+
+def _test_subset(data: Path, n: int) -> list[str]:
+    from depthxai.data.io import read_index
+
+    ids = sorted(read_index(data, "test")["id"].tolist())
+    return ids[:n]
+
+
+def _labelled(table: Any, args: argparse.Namespace) -> Any:
+    labels = {"dataset": args.dataset, "model": args.arch}
+    return table.assign(**labels)[[*labels, *table.columns]]
+
+
+def run_sanity(args: argparse.Namespace) -> None:
+    from depthxai.attribution import TargetSpec, target_weights
+    from depthxai.evaluation.sanity import cascading_randomisation
+    from depthxai.fileio import write_csv
+    from depthxai.models.wrapper import load_inputs
+
+    model = _load_model(args)
+    ids = _test_subset(args.data, args.n_images)
+    images = load_inputs(model, args.data, ids)
+    with torch_no_grad():
+        weights = target_weights(TargetSpec.from_config(args.target), model(images))
+    table = cascading_randomisation(model, images, weights, _methods_from(args.methods, _mean_rgb_from(args.mean_rgb)),
+                                    seed=args.seed, image_ids=ids)
+    write_csv(args.out, _labelled(table, args))
+
+
+@command("sanity", "cascading model-parameter randomisation (Adebayo et al. 2018) of every method's maps")
+def _sanity_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    _science_args(p)
+    p.add_argument("--n-images", type=int, default=4)
+    p.add_argument("--target", type=_json_arg, default={"kind": "mean"})
+
+
+def run_localisation(args: argparse.Namespace) -> None:
+    from depthxai.evaluation.localisation import localisation_run
+    from depthxai.fileio import write_csv
+    from depthxai.models.wrapper import load_inputs
+
+    model = _load_model(args)
+    ids = _test_subset(args.data, 10**9)
+    table = localisation_run(model, load_inputs(model, args.data, ids),
+                             _methods_from(args.methods, _mean_rgb_from(args.mean_rgb)), args.n_mosaics, args.seed,
+                             image_ids=ids)
+    write_csv(args.out, _labelled(table, args))
+
+
+@command("localisation", "mosaic localisation ground truth (Fresz et al. 2024): Focus and confusion-matrix metrics")
+def _localisation_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    _science_args(p)
+    p.add_argument("--n-mosaics", type=int, default=16)
+
+
+def run_object_shift(args: argparse.Namespace) -> None:
+    from depthxai.evaluation.localisation import object_shift_run
+    from depthxai.fileio import write_csv
+
+    model = _load_model(args)
+    table = object_shift_run(model, _methods_from(args.methods, _mean_rgb_from(args.mean_rgb)), [args.setup],
+                             args.n_pairs, args.seed, shift_m=args.shift_m)
+    write_csv(args.out, _labelled(table, args))
+
+
+@command("object-shift", "synthetic control: one object moves in depth; where does the attribution sit")
+def _object_shift_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    _science_args(p, data=False)
+    p.add_argument("--setup", required=True, choices=["indoor", "road"])
+    p.add_argument("--n-pairs", type=int, default=8)
+    p.add_argument("--shift-m", type=float, default=0.5)
+
+
+def _science_args(p: argparse.ArgumentParser, data: bool = True) -> None:
+    if data:
+        p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--methods", type=_json_arg, required=True, help='{"method": {params}, ...} as JSON')
+    p.add_argument("--mean-rgb", type=Path, help="JSON from 'depthxai mean-rgb' (IG mean baseline)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", required=True, help="label for the tidy table")
+    p.add_argument("--arch", required=True, help="label for the tidy table (<arch>_<variant>)")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def run_claims(args: argparse.Namespace) -> None:
+    from depthxai.fileio import write_csv
+    from depthxai.report.claims import evaluate_claims, write_claims_markdown
+
+    claims = evaluate_claims(_read_tidy(args.scores), alpha=args.alpha)
+    write_csv(args.out_csv, claims)
+    write_claims_markdown(claims, args.out_md)
+
+
+@command("claims", "decide each of the paper's claims on this run's numbers with the stated statistical rule")
+def _claims_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--out-md", type=Path, required=True)
+    p.add_argument("--out-csv", type=Path, required=True)
+
+
+def run_reliability(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from depthxai.stats.reliability_run import reliability_tables, write_reliability_tables
+    from depthxai.tidy import concat_tidy
+
+    scores = _read_tidy(args.scores)
+    # The main run is repeat 0 of the test-retest table; the repeats differ only in their seeds.
+    retest = pd.concat([scores.assign(repeat=0), concat_tidy(args.retest)], ignore_index=True) if args.retest else None
+    write_reliability_tables(reliability_tables(scores, retest), args.out_dir)
+
+
+@command("reliability", "psychometric reliability of the metrics: Krippendorff alpha, Spearman, test-retest ICC")
+def _reliability_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--retest", type=Path, nargs="*", default=[], help="scores of repeated runs (with a repeat column)")
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+def run_science_report(args: argparse.Namespace) -> None:
+    from depthxai.report.figures import figure_method_correlation, figure_metric_violins, figure_randomisation
+    from depthxai.report.science import science_tables
+
+    out = Path(args.out_dir)
+    sanity = _read_tidy_many(args.sanity)
+    figure_randomisation(sanity, out / "randomisation", formats=args.formats)
+    figure_metric_violins(_read_tidy(args.scores), out / "violins", formats=args.formats)
+    figure_method_correlation(_read_tidy(args.spearman), out / "method_correlation", formats=args.formats)
+    science_tables(sanity, _read_tidy_many(args.localisation), _read_tidy_many(args.object_shift),
+                   _read_tidy(args.alpha_table), _read_tidy(args.icc), Path(args.tables_dir))
+
+
+@command("science-report", "tables and figures of the evaluation-science stage (randomisation, localisation, reliability)")
+def _science_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sanity", type=Path, nargs="+", required=True)
+    p.add_argument("--localisation", type=Path, nargs="+", required=True)
+    p.add_argument("--object-shift", type=Path, nargs="*", default=[])
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--spearman", type=Path, required=True)
+    p.add_argument("--alpha-table", type=Path, required=True)
+    p.add_argument("--icc", type=Path, required=True)
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument("--out-dir", type=Path, required=True, help="figures folder")
+    p.add_argument("--tables-dir", type=Path, required=True)
+
+
+def _read_tidy_many(paths: Sequence[Path]) -> Any:
+    import pandas as pd
+
+    from depthxai.tidy import concat_tidy
+
+    return concat_tidy(paths) if paths else pd.DataFrame()
+
+
+def torch_no_grad() -> Any:
+    import torch
+
+    return torch.no_grad()
 
 
 # ---------------------------------------------------------------------------------------------- statistics, report

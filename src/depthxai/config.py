@@ -131,6 +131,13 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
+    if config["science"]["enabled"]:
+        for name, spec in datasets.items():
+            n_test = len(spec["ids"]) if "ids" in spec else spec.get("n_test")
+            if n_test is not None and n_test < 4:
+                key = "ids" if "ids" in spec else "n_test"
+                raise ConfigError(f"config key datasets.{name}.{key}: the localisation mosaics of the science stage need "
+                                  "at least 4 test images (or set science.enabled: false)")
     _check_evaluation(config["evaluation"])
 
 
@@ -171,3 +178,15 @@ def section_defaults(section: str, partial: Mapping[str, Any] | None = None) -> 
     if section == "evaluation":
         _check_evaluation(instance)
     return instance
+
+
+def stochastic_methods(config: Mapping[str, Any]) -> list[str]:
+    """The configured methods whose maps depend on the seed (random ranking; IG with a noise baseline).
+
+    Used by the workflow to recompute only those maps for test-retest repeats (the others are reused).
+    """
+    out = []
+    for name, params in config["methods"].items():
+        if name == "random" or (name == "ig" and (params or {}).get("baseline") == "noise"):
+            out.append(name)
+    return sorted(out)

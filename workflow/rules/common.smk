@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 # the config validation only needs this checkout's package source and its YAML/JSON-schema dependencies.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from depthxai.config import download_keys, validate_config
+from depthxai.config import download_keys, stochastic_methods, validate_config
 from depthxai.errors import ConfigError
 
 try:
@@ -35,6 +35,9 @@ SHARDS = [str(i) for i in range(config["shards"])]
 PAIRS = sorted((d, m) for m, spec in config["models"].items() for d in spec["weights"])
 MODELS = sorted(config["models"])
 TARGET_JSON = json.dumps(config["attribution"]["target"], sort_keys=True)
+PAIR_PATHS = [f"{d}/{m}" for d, m in PAIRS]
+STOCHASTIC_METHODS = stochastic_methods(config)
+REPEATS = [str(r) for r in range(1, config["science"]["retest"]["repeats"])]
 
 # Software environments of the model rules (conda: directives, used with --sdm conda): the CUDA build of PyTorch
 # when the config asks for a GPU, the CPU build otherwise (envs/torch-cuda.yaml, envs/torch.yaml).
@@ -176,6 +179,44 @@ def get_qualitative_inputs(wildcards):
     }
 
 
+def science_methods(wildcards):
+    """The configured methods for the science checks; IG with fewer path points (its cost x the cascade)."""
+    methods = {name: dict(params) for name, params in config["methods"].items() if name != "explainer"}
+    if "ig" in methods:
+        methods["ig"]["n_steps"] = config["science"]["sanity"]["ig_steps"]
+    return json.dumps(methods, sort_keys=True)
+
+
+def repeat_seed(wildcards):
+    """Repeat r of the test-retest analysis runs every stochastic part with base seed + r."""
+    return config["seed"] + int(wildcards.repeat)
+
+
+def get_repeat_attributions(wildcards):
+    """Stochastic methods get maps of their own per repeat; the others reuse the main maps (computed once)."""
+    w = wildcards
+    if w.method in STOCHASTIC_METHODS:
+        return f"results/science/retest/{w.dataset}/{w.model}/{w.method}/repeat-{w.repeat}/shard-{w.shard}.npz"
+    return f"results/attributions/{w.dataset}/{w.model}/{w.method}/shard-{w.shard}.npz"
+
+
+def repeat_curves_path(wildcards, output):
+    return str(output[0]).replace(".scores.csv", ".curves.csv")
+
+
+def get_retest_scores(wildcards=None):
+    return [f"results/science/retest/{d}/{m}/{meth}/repeat-{r}/shard-{s}.scores.csv"
+            for d, m in PAIRS for meth in METHODS for r in REPEATS for s in SHARDS]
+
+
+def get_retest_table(wildcards=None):
+    return ["results/science/retest.csv"] if REPEATS else []
+
+
+def get_object_shift(wildcards=None):
+    return [f"results/science/{d}/{m}/object_shift.csv" for d, m in PAIRS if d in SYNTHETIC]
+
+
 def figure_formats():
     return config["report"]["formats"]
 
@@ -193,4 +234,10 @@ def get_final_output():
     outputs += expand("results/figures/figure1_{pair}.{ext}", pair=[f"{d}_{m}" for d, m in PAIRS], ext=figure_formats())
     outputs += expand("results/figures/{fig}.{ext}", fig=["figure2", "figure3"], ext=figure_formats())
     outputs += [f"results/models/{d}/{m}/card.json" for d, m in PAIRS]
+    if config["science"]["enabled"]:
+        outputs += ["results/claims.md", "results/claims.csv"]
+        outputs += expand("results/figures/{fig}.{ext}", fig=["randomisation", "violins", "method_correlation"],
+                          ext=figure_formats())
+        outputs += expand("results/tables/{table}.{ext}", table=["randomisation", "localisation", "reliability"],
+                          ext=["csv", "md", "tex"])
     return outputs

@@ -117,3 +117,11 @@ def predict_image(model: DepthModel, rgb: np.ndarray) -> np.ndarray:
     full = np.zeros(rgb.shape[:2], dtype=np.float32)
     full[top : top + ch, left : left + cw] = depth
     return full
+
+
+def load_inputs(model: DepthModel, data_root: str | Path, ids: list[str]) -> Tensor:
+    """The network inputs ``(N, 3, h, w)`` (RGB in [0, 1], on the model's device) of images of a prepared dataset."""
+    from depthxai.data.io import read_rgb, sample_paths
+
+    device = next(model.parameters()).device
+    return torch.stack([prepare_input(read_rgb(sample_paths(data_root, i)[0]), model.card) for i in ids]).to(device)

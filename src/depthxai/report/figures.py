@@ -805,3 +805,63 @@ def figure_qualitative(data_root: str | os.PathLike[str],
     fig = plot_qualitative(data_root, predictions, attributions, model=model, image_ids=image_ids, n_images=n_images,
                            layout=layout)
     return save_figure(fig, stem, formats, dpi)
+
+
+# ------------------------------------------------------------------------------------------------ randomisation
+
+
+SANITY_PANEL_METRICS = ("spearman", "ssim", "attribution_fidelity")
+SANITY_LABELS = {"spearman": "Spearman of |map| with the original", "ssim": "SSIM with the original map",
+                 "attribution_fidelity": "Attribution Fidelity"}
+
+
+def plot_randomisation(sanity: pd.DataFrame, *, metrics: Sequence[str] = SANITY_PANEL_METRICS) -> Figure:
+    """Cascading model-parameter randomisation (Adebayo et al. 2018): for each method, the median over images
+    (band: interquartile range) of each similarity to the original map as more layers are re-initialised, from
+    the output side. A faithful method falls towards 0; a method that ignores the model stays at 1.
+
+    Args:
+        sanity: tidy rows ``dataset, model, step, layer, method, image_id, metric, value``.
+    """
+    _require(sanity, ["dataset", "model", "step", "layer", "method", "image_id", "metric", "value"], "sanity table")
+    present = [m for m in metrics if m in set(sanity["metric"])]
+    data = sanity[sanity["metric"].isin(present)].copy()
+    data["value"] = data["value"].astype(float)
+    facets = _facet_keys(data)
+    methods = sort_methods(data["method"].unique())
+    colours = method_colors(methods)
+    with figure_style():
+        fig = Figure(figsize=(3.6 * len(present) + 0.4, 2.9 * len(facets) + 0.9), layout="constrained")
+        axes = fig.subplots(len(facets), len(present), squeeze=False)
+        for r, (dataset, model) in enumerate(facets):
+            facet = data[(data["dataset"] == dataset) & (data["model"] == model)]
+            layers = facet.drop_duplicates("step").sort_values("step")[["step", "layer"]]
+            for c, metric in enumerate(present):
+                ax: Axes = axes[r, c]
+                for method in methods:
+                    rows = facet[(facet["method"] == method) & (facet["metric"] == metric)]
+                    if rows.empty:
+                        continue
+                    grouped = rows.groupby("step")["value"]
+                    median, q1, q3 = grouped.median(), grouped.quantile(0.25), grouped.quantile(0.75)
+                    ax.plot(median.index, median.values, marker="o", markersize=2.5, color=colours[method],
+                            label=display_name("method", method), **_line_style(method))
+                    ax.fill_between(median.index, q1.values, q3.values, color=colours[method], alpha=0.15, lw=0)
+                ax.set_xticks(layers["step"].to_numpy())
+                ax.set_xticklabels([str(layer).replace("encoder.", "enc.").replace("decoder.", "dec.")
+                                    for layer in layers["layer"]], rotation=60, ha="right", fontsize=6)
+                ax.set_title(f"{_facet_title(dataset, model)}\n{SANITY_LABELS.get(metric, metric)}", fontsize=9)
+                ax.axhline(0.0, color="black", lw=0.5)
+                ax.grid(True, axis="y")
+                if c == 0:
+                    ax.set_ylabel("median over images (IQR band)")
+        fig.supxlabel("randomised down to this layer (cascading from the output)", fontsize=9)
+        fig.legend(handles=_method_handles(methods, colours, lines=True), loc="outside lower center",
+                   ncols=len(methods), frameon=False)
+    return fig
+
+
+def figure_randomisation(sanity: pd.DataFrame, stem: str | os.PathLike[str], *,
+                         formats: Sequence[str] = ("png", "pdf"), dpi: int = 200) -> list[Path]:
+    """Plot :func:`plot_randomisation` and save it; returns the paths."""
+    return save_figure(plot_randomisation(sanity), stem, formats, dpi)

@@ -101,6 +101,20 @@ HEADERS: dict[str, Header] = {
     "delta1": Header("δ1", "δ1", "higher", latex=r"$\delta_1$"),
     "delta2": Header("δ2", "δ2", "higher", latex=r"$\delta_2$"),
     "delta3": Header("δ3", "δ3", "higher", latex=r"$\delta_3$"),
+    # evaluation science (depthxai.report.science)
+    "spearman_randomised": Header("Spearman, randomised", "ρ rand.", "lower", latex=r"Spearman, randomised"),
+    "ssim_randomised": Header("SSIM, randomised", "SSIM rand.", "lower"),
+    "fidelity_original": Header("AF, trained", "AF"),
+    "fidelity_randomised": Header("AF, randomised", "AF rand."),
+    "focus": Header("Mosaic Focus", "Focus", "higher"),
+    "rank_precision": Header("Rank precision", "prec.", "higher"),
+    "mass_precision": Header("Mass precision (Fresz)", "mass prec.", "higher"),
+    "shift_mass_ratio": Header("Object-shift mass ratio", "shift", "higher"),
+    "shift_n": Header("pairs", "pairs"),
+    "alpha": Header("Krippendorff α", "α", "higher", latex=r"Krippendorff $\alpha$"),
+    "icc_median": Header("ICC(2,1), median over methods", "ICC", "higher"),
+    "n_images": Header("images", "images"),
+    "metric": Header("Metric", "Metric"),
 }
 
 

@@ -4,7 +4,7 @@
 so that it maps RGB in [0, 1] to depth in metres.
 """
 
-from depthxai.models.checkpoint import load_weights, read_state_dict
+from depthxai.models.checkpoint import load_weights, read_state_dict, save_state_dict
 from depthxai.models.registry import ModelCard, build_model, get_card, list_models
 from depthxai.models.wrapper import DepthModel, load_depth_model, predict_image, prepare_input
 
@@ -19,4 +19,5 @@ __all__ = [
     "predict_image",
     "prepare_input",
     "read_state_dict",
+    "save_state_dict",
 ]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from depthxai.errors import CheckpointError
+from depthxai.fileio import atomic_path
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -43,6 +44,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state dict of tensors")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def save_state_dict(path: str | Path, state: Mapping[str, torch.Tensor]) -> None:
+    """Write a state dict atomically, so that equal tensors always give equal bytes (and an equal sha256).
+
+    ``torch.save(obj, path)`` names the records inside its zip after the file, and an atomic write's file is a
+    temporary with a random name: the same weights would then differ from run to run. Saving through an open
+    handle uses torch's fixed record name instead.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(dict(state), fh)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:

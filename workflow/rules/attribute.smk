@@ -7,6 +7,7 @@ rule attribute:
         weights=get_weights,
         predictions="results/predictions/{dataset}/{model}/shard-{shard}.npz",
         mean_rgb="results/data/{dataset}.mean_rgb.json",
+        method_inputs=get_method_inputs,
     output:
         "results/attributions/{dataset}/{model}/{method}/shard-{shard}.npz",
     log:

@@ -143,7 +143,19 @@ def train_params(wildcards):
 
 
 def method_params(wildcards):
+    """The method's parameters as JSON; the explainer's are the trained network of this (dataset, model)."""
+    if wildcards.method == "explainer":
+        return json.dumps({"weights": explainer_weights(wildcards)})
     return json.dumps(config["methods"][wildcards.method], sort_keys=True)
+
+
+def explainer_weights(wildcards):
+    return f"results/models/{wildcards.dataset}/{wildcards.model}/explainer.pt"
+
+
+def get_method_inputs(wildcards):
+    """Files a method needs besides the model: the trained explainer."""
+    return [explainer_weights(wildcards)] if wildcards.method == "explainer" else []
 
 
 def json_param(section):

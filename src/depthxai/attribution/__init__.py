@@ -1,7 +1,7 @@
 """Attribution methods behind one interface (see :mod:`depthxai.attribution.base`).
 
 ``build_method(name, params)`` returns a method by its config name: ``saliency``, ``ig``, ``rollout``,
-``random``.
+``random``, ``explainer``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthxai.attribution.base import AttributionMethod, AttributionResult, image_seed, reduce_channels
+from depthxai.attribution.explainer import Explainer
 from depthxai.attribution.gradient import IntegratedGradients, RandomRanking, Saliency
 from depthxai.attribution.rollout import AttentionRollout
 from depthxai.attribution.targets import TargetModel, TargetSpec, target_weights
 from depthxai.errors import ConfigError
 
-METHOD_NAMES = ("saliency", "ig", "rollout", "random")
+METHOD_NAMES = ("saliency", "ig", "rollout", "random", "explainer")
 
 
 def build_method(name: str, params: Mapping[str, Any] | None = None,
@@ -36,6 +37,10 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
         return AttentionRollout(**params)
     if name == "random":
         return RandomRanking()
+    if name == "explainer":
+        if "weights" not in params:
+            raise ConfigError("config key methods.explainer.weights: required (the trained explainer's state dict)")
+        return Explainer(**params)
     raise ConfigError(f"config key methods.{name}: unknown attribution method; known: {', '.join(METHOD_NAMES)}")
 
 
@@ -44,6 +49,7 @@ __all__ = [
     "AttentionRollout",
     "AttributionMethod",
     "AttributionResult",
+    "Explainer",
     "IntegratedGradients",
     "RandomRanking",
     "Saliency",

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from depthxai.stats.reliability_run import ICC_COLUMNS, reliability_tables, write_reliability_tables
+from depthxai.fileio import write_csv_tables
+from depthxai.stats.reliability_run import ICC_COLUMNS, reliability_tables
 
 METHODS = ("ig", "random", "saliency")
 
@@ -74,6 +75,6 @@ def test_icc_from_a_retest_table(tmp_path) -> None:
     bms = k * ((y.mean(1) - grand) ** 2).sum() / (n - 1)
     ems = (((y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + grand) ** 2).sum()) / ((n - 1) * (k - 1))
     assert icc.loc["random", "icc3_1"] == pytest.approx((bms - ems) / (bms + (k - 1) * ems))
-    paths = write_reliability_tables(tables, tmp_path)
+    paths = write_csv_tables(tables, tmp_path)
     assert [p.name for p in paths] == ["alpha.csv", "cross_metric.csv", "icc.csv", "spearman.csv"]
     assert pd.read_csv(tmp_path / "icc.csv").shape == tables["icc"].shape

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from depthxai.fileio import write_csv_tables
 from depthxai.stats.run import (
     FRIEDMAN_COLUMNS,
     WILCOXON_COLUMNS,
@@ -15,7 +16,6 @@ from depthxai.stats.run import (
     metric_direction,
     read_statistics,
     run_statistics,
-    write_statistics,
 )
 from depthxai.stats.tests import bootstrap_ci
 
@@ -206,8 +206,8 @@ def test_deterministic_and_round_trip(tmp_path) -> None:
     second = run_statistics(scores.sample(frac=1.0, random_state=7), n_resamples=200, seed=1)
     for name in first:
         pd.testing.assert_frame_equal(first[name], second[name])
-    paths_a = write_statistics(first, tmp_path / "a")
-    paths_b = write_statistics(second, tmp_path / "b")
+    paths_a = write_csv_tables(first, tmp_path / "a")
+    paths_b = write_csv_tables(second, tmp_path / "b")
     assert [p.name for p in paths_a] == ["friedman.csv", "summary.csv", "wilcoxon.csv"]
     for a, b in zip(paths_a, paths_b):
         assert a.read_bytes() == b.read_bytes()

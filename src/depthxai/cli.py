@@ -233,13 +233,47 @@ def _model_card_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("accuracy", type=Path, nargs="+", help="per-image accuracy CSVs of the test split")
 
 
+def run_train_explainer(args: argparse.Namespace) -> None:
+    from depthxai.attribution.explainer import ExplainerConfig, train_explainer
+
+    model = _load_model(args)
+    settings = dict(args.explainer, seed=args.seed, threads=args.threads)
+    metrics = train_explainer(model, args.data, ExplainerConfig.from_config(settings), args.out_weights,
+                              args.out_metrics, log=log, progress=not args.quiet)
+    log.info("explainer: %.1f s, test %s", metrics["train_seconds"], json.dumps(metrics.get("test", {}).get("overall", {}),
+                                                                                  sort_keys=True))
+
+
+@command("train-explainer", "train the one-forward-pass explainer against a frozen depth model")
+def _train_explainer_args(p: argparse.ArgumentParser) -> None:
+    _common_model_args(p)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--explainer", type=_json_arg, default={}, help="ExplainerConfig fields as JSON (methods.explainer)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-weights", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True)
+
+
 # ---------------------------------------------------------------------------------------------- attribution
 
 
 def _mean_rgb_from(path: Path | None) -> list[float] | None:
+    """The colour of a ``depthxai mean-rgb`` file: three values in [0, 1]."""
+    from depthxai.errors import DataError
+
     if path is None:
         return None
-    return [float(v) for v in json.loads(Path(path).read_text())["mean_rgb"]]
+    try:
+        rgb = [float(v) for v in json.loads(Path(path).read_text(encoding="utf-8"))["mean_rgb"]]
+    except FileNotFoundError:
+        raise DataError(f"{path}: mean colour file not found; run 'depthxai mean-rgb' (rule mean_rgb) first") from None
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise DataError(f"{path}: not a mean colour file of 'depthxai mean-rgb' ({exc!r}); delete it and run the "
+                        "mean_rgb rule again") from exc
+    if len(rgb) != 3 or not all(0.0 <= v <= 1.0 for v in rgb):
+        raise DataError(f"{path}: mean_rgb must be three values in [0, 1], got {rgb}; delete it and run the mean_rgb "
+                        "rule again")
+    return rgb
 
 
 def run_attribute(args: argparse.Namespace) -> None:
@@ -263,7 +297,7 @@ def _attribute_args(p: argparse.ArgumentParser) -> None:
     _common_model_args(p)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--predictions", type=Path, required=True)
-    p.add_argument("--method", required=True, choices=["saliency", "ig", "rollout", "random"])
+    p.add_argument("--method", required=True, choices=["saliency", "ig", "rollout", "random", "explainer"])
     p.add_argument("--params", type=_json_arg, default={}, help="method parameters as JSON")
     p.add_argument("--target", type=_json_arg, default={"kind": "mean"}, help="target as JSON")
     p.add_argument("--channel-reduction", default="sum", choices=["sum", "abs_sum"])
@@ -442,13 +476,14 @@ def _claims_args(p: argparse.ArgumentParser) -> None:
 def run_reliability(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from depthxai.stats.reliability_run import reliability_tables, write_reliability_tables
+    from depthxai.fileio import write_csv_tables
+    from depthxai.stats.reliability_run import reliability_tables
     from depthxai.tidy import concat_tidy
 
     scores = _read_tidy(args.scores)
     # The main run is repeat 0 of the test-retest table; the repeats differ only in their seeds.
     retest = pd.concat([scores.assign(repeat=0), concat_tidy(args.retest)], ignore_index=True) if args.retest else None
-    write_reliability_tables(reliability_tables(scores, retest), args.out_dir)
+    write_csv_tables(reliability_tables(scores, retest), args.out_dir)
 
 
 @command("reliability", "psychometric reliability of the metrics: Krippendorff alpha, Spearman, test-retest ICC")
@@ -633,7 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler(args)
     except DepthXAIError as exc:
-        log.error("%s", exc)
-        print(f"depthxai {args.command}: error: {exc}", file=sys.stderr)
+        # One line, no traceback: the message names the file or key and what to do (the last line of a rule's log).
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"depthxai {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0

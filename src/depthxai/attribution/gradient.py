@@ -10,6 +10,7 @@ References:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import psutil
@@ -55,7 +56,8 @@ class IntegratedGradients(AttributionMethod):
         baseline: ``black`` (all zeros), ``mean`` (the dataset's mean colour, ``mean_rgb``), ``blur`` (the image
             blurred with ``blur_sigma``) or ``noise`` (uniform noise in [0, 1], seeded per image).
         internal_batch_size: path points per forward/backward pass; ``"auto"`` picks it with
-            :func:`auto_internal_batch_size` from the model, the input size and the device.
+            :func:`auto_internal_batch_size` from the model, the input size and the device, once per process
+            and input shape (:func:`cached_internal_batch_size`).
         mean_rgb: ``(3,)`` mean colour for the ``mean`` baseline.
         blur_sigma: Gaussian sigma in pixels for the ``blur`` baseline.
 
@@ -98,20 +100,25 @@ class IntegratedGradients(AttributionMethod):
     def attribute(self, model: DepthModel, images: Tensor, weights: Tensor,
                   seeds: Sequence[int] | None = None) -> AttributionResult:
         target_model = TargetModel(model)
-        ig = CaptumIG(target_model)
         batch = self.internal_batch_size
         if batch == "auto":
-            batch = auto_internal_batch_size(target_model, images[:1], weights[:1], self.n_steps)
-        maps, delta = ig.attribute(
+            batch = cached_internal_batch_size(model, images[:1], weights[:1], self.n_steps)
+        baselines = self.baselines(images, seeds)
+        maps = CaptumIG(target_model).attribute(
             images,
-            baselines=self.baselines(images, seeds),
+            baselines=baselines,
             additional_forward_args=(weights,),
             n_steps=self.n_steps,
             method=self.method,
             internal_batch_size=int(batch) * images.shape[0],
-            return_convergence_delta=True,
-        )
-        return AttributionResult(maps=maps.detach(), extras={"convergence_delta": delta.detach().to(torch.float32)})
+        ).detach()
+        # Captum's return_convergence_delta runs the input and the baseline through the model as two passes;
+        # one pass of both does the same (sum(attr) - (F(x) - F(baseline)), Captum's definition).
+        with torch.no_grad():
+            ends = target_model(torch.cat([images, baselines]), torch.cat([weights, weights]))
+        n = images.shape[0]
+        delta = maps.sum(dim=tuple(range(1, maps.dim()))) - (ends[:n] - ends[n:])
+        return AttributionResult(maps=maps, extras={"convergence_delta": delta.to(torch.float32)})
 
 
 class RandomRanking(AttributionMethod):
@@ -130,7 +137,11 @@ class RandomRanking(AttributionMethod):
 
 
 def saved_activation_bytes(forward: torch.nn.Module, images: Tensor, weights: Tensor) -> int:
-    """Bytes that autograd saves for the backward pass of one forward of ``images`` (measured, not guessed)."""
+    """Bytes that autograd saves for the backward pass of one forward of ``images`` (measured, not guessed).
+
+    Only the forward runs: what is saved for the backward is known once the forward is done, and dropping the
+    graph frees it (no backward pass, no gradient is left on any parameter).
+    """
     total = 0
 
     def pack(t: Tensor) -> Tensor:
@@ -139,10 +150,8 @@ def saved_activation_bytes(forward: torch.nn.Module, images: Tensor, weights: Te
         return t
 
     probe = images.detach().clone().requires_grad_(True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = forward(probe, weights)
-    # gradient with respect to the input only, as Captum takes it (.backward() would leave .grad on every parameter)
-    torch.autograd.grad(out.sum(), probe)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward(probe, weights)
     return total
 
 
@@ -183,3 +192,17 @@ def auto_internal_batch_size(forward: torch.nn.Module, image: Tensor, weights: T
     batch = max(1, min(n_steps, cap, by_memory))
     passes = math.ceil(n_steps / batch)
     return math.ceil(n_steps / passes)
+
+
+#: ``auto`` internal batch sizes chosen so far, per depth model and (input shape, dtype, device, n_steps): the
+#: probe of :func:`auto_internal_batch_size` costs a forward pass, so it runs once per process and input shape.
+_AUTO_BATCHES: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[object, ...], int]] = weakref.WeakKeyDictionary()
+
+
+def cached_internal_batch_size(model: DepthModel, image: Tensor, weights: Tensor, n_steps: int) -> int:
+    """:func:`auto_internal_batch_size` for ``model`` on one image, remembered for this model and input shape."""
+    key = (tuple(image.shape[1:]), image.dtype, str(image.device), n_steps)
+    chosen = _AUTO_BATCHES.setdefault(model, {})
+    if key not in chosen:
+        chosen[key] = auto_internal_batch_size(TargetModel(model), image, weights, n_steps)
+    return chosen[key]

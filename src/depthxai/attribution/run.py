@@ -1,14 +1,18 @@
 """The attribution stage: one map per test image of a shard, for one (dataset, model, method).
 
-Output (``.npz``): ``ids`` (N,) str; ``maps`` (N, H, W) float32, the per-pixel relevance at the network's input
-resolution after channel reduction; ``convergence_delta`` (N,) float32 for IG (NaN otherwise); ``meta``, a JSON
-string with everything that made the maps (model, method and its parameters, target, channel reduction, seed).
+Output (``.npz``, see :func:`attribute_to_file`): ``ids`` (N,) str; per image ``maps/<id>`` (H, W) float32, the
+per-pixel relevance at the network's input resolution after channel reduction, streamed into the file as it is
+computed (a shard is never held in memory: at paper scale one method's maps of a shard are ~0.8 GB);
+``convergence_delta`` (N,) float32 for IG (NaN otherwise); ``meta``, a JSON string with everything that made
+the maps (model, method and its parameters, target, channel reduction, seed). :func:`read_attributions` reads
+the maps one image at a time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +24,31 @@ from depthxai.attribution.base import AttributionMethod, image_seed, reduce_chan
 from depthxai.attribution.targets import TargetSpec, target_weights
 from depthxai.data.io import read_rgb, sample_paths
 from depthxai.errors import DataError
-from depthxai.fileio import write_npz
+from depthxai.fileio import NpzRows, NpzStreamWriter
 from depthxai.models.wrapper import DepthModel, prepare_input, resize_depth
 
 
-def attribute_split(model: DepthModel, method: AttributionMethod, data_root: str | Path,
-                    predictions: Mapping[str, np.ndarray], target: TargetSpec, *, channel_reduction: str = "sum",
-                    seed: int = 0, meta: Mapping[str, Any] | None = None,
-                    progress: bool = True) -> dict[str, np.ndarray]:
-    """Attribute the target of every image in ``predictions`` (one image per call, shard-invariant).
+def iter_attributions(model: DepthModel, method: AttributionMethod, data_root: str | Path,
+                      predictions: Mapping[str, Any], target: TargetSpec, *, channel_reduction: str = "sum",
+                      seed: int = 0, progress: bool = True) -> Iterator[tuple[str, np.ndarray, float]]:
+    """Attribute the target of every image in ``predictions``, one image per call (shard-invariant), yielding
+    each map as soon as it is done.
 
     Args:
         model: depth model in eval mode.
         method: the attribution method.
         data_root: prepared dataset folder.
-        predictions: output of the prediction stage (``ids``, ``native``); the target region is taken from it.
+        predictions: the prediction stage's arrays (``ids``, ``native``; :func:`read_predictions`); the target
+            region is taken from the stored prediction (never recomputed).
         target: the scalar target.
         channel_reduction: ``sum`` or ``abs_sum`` (see :func:`reduce_channels`).
         seed: base seed; each image's seed derives from (seed, image id, method name).
-        meta: extra provenance stored in the file.
 
-    Returns:
-        The arrays of the output file (see the module docstring).
+    Yields:
+        ``(image_id, map, convergence_delta)``: ``map`` ``(H, W)`` float32; the delta NaN for methods without one.
     """
     device = next(model.parameters()).device
     ids = [str(i) for i in predictions["ids"]]
-    maps: list[np.ndarray] = []
-    deltas: list[float] = []
     for k, image_id in enumerate(tqdm(ids, desc=f"{method.name} {model.card.name}", disable=not progress, mininterval=5)):
         rgb_path, _ = sample_paths(data_root, image_id)
         image = prepare_input(read_rgb(rgb_path), model.card)[None].to(device)
@@ -56,31 +58,95 @@ def attribute_split(model: DepthModel, method: AttributionMethod, data_root: str
         pixel_map = reduce_channels(result.maps, channel_reduction)[0]
         if not bool(torch.isfinite(pixel_map).all()):
             raise DataError(f"{rgb_path}: {method.name} produced non-finite attributions for {image_id}")
-        maps.append(pixel_map.detach().cpu().numpy().astype(np.float32))
         delta = result.extras.get("convergence_delta")
-        deltas.append(float(delta[0]) if delta is not None else float("nan"))
+        yield image_id, pixel_map.detach().cpu().numpy().astype(np.float32), (float(delta[0]) if delta is not None
+                                                                               else float("nan"))
+
+
+def _meta(model: DepthModel, method: AttributionMethod, target: TargetSpec, channel_reduction: str, seed: int,
+          meta: Mapping[str, Any] | None) -> np.ndarray:
     record = {"method": method.name, "model": model.card.name, "target": target.__dict__,
               "channel_reduction": channel_reduction, "seed": seed, **dict(meta or {})}
+    return np.asarray(json.dumps(record, sort_keys=True, default=list))
+
+
+def attribute_split(model: DepthModel, method: AttributionMethod, data_root: str | Path,
+                    predictions: Mapping[str, Any], target: TargetSpec, *, channel_reduction: str = "sum",
+                    seed: int = 0, meta: Mapping[str, Any] | None = None,
+                    progress: bool = True) -> dict[str, np.ndarray]:
+    """:func:`iter_attributions` collected in memory (small shards, tests; the workflow uses
+    :func:`attribute_to_file`).
+
+    Args:
+        meta: extra provenance stored in the file.
+        (the others as in :func:`iter_attributions`)
+
+    Returns:
+        ``{"ids": (N,), "maps": (N, H, W) float32, "convergence_delta": (N,), "meta": JSON string}``.
+    """
+    maps: list[np.ndarray] = []
+    deltas: list[float] = []
+    for _, pixel_map, delta in iter_attributions(model, method, data_root, predictions, target,
+                                                 channel_reduction=channel_reduction, seed=seed, progress=progress):
+        maps.append(pixel_map)
+        deltas.append(delta)
     h, w = model.card.input_size
     return {
-        "ids": np.asarray(ids, dtype=str),
+        "ids": np.asarray([str(i) for i in predictions["ids"]], dtype=str),
         "maps": np.stack(maps) if maps else np.zeros((0, h, w), np.float32),
         "convergence_delta": np.asarray(deltas, dtype=np.float32),
-        "meta": np.asarray(json.dumps(record, sort_keys=True, default=list)),
+        "meta": _meta(model, method, target, channel_reduction, seed, meta),
     }
 
 
-def write_attributions(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    write_npz(path, **arrays)
+def attribute_to_file(path: str | Path, model: DepthModel, method: AttributionMethod, data_root: str | Path,
+                      predictions: Mapping[str, Any], target: TargetSpec, *, channel_reduction: str = "sum",
+                      seed: int = 0, meta: Mapping[str, Any] | None = None, progress: bool = True) -> int:
+    """Attribute every image of ``predictions`` and stream each map into the ``.npz`` at ``path`` (atomic).
+
+    Memory stays that of one image whatever the shard size. Arguments as in :func:`attribute_split`.
+
+    Returns:
+        The number of maps written.
+    """
+    ids: list[str] = []
+    deltas: list[float] = []
+    with NpzStreamWriter(path) as out:
+        for image_id, pixel_map, delta in iter_attributions(model, method, data_root, predictions, target,
+                                                            channel_reduction=channel_reduction, seed=seed,
+                                                            progress=progress):
+            out.add_row("maps", image_id, pixel_map)
+            ids.append(image_id)
+            deltas.append(delta)
+        out.add("ids", np.asarray(ids, dtype=str))
+        out.add("convergence_delta", np.asarray(deltas, dtype=np.float32))
+        out.add("meta", _meta(model, method, target, channel_reduction, seed, meta))
+    return len(ids)
+
+
+def write_attributions(path: str | Path, arrays: Mapping[str, Any]) -> None:
+    """Write in-memory attributions (:func:`attribute_split`) in the streamed layout of :func:`attribute_to_file`."""
+    ids = [str(i) for i in arrays["ids"]]
+    with NpzStreamWriter(path) as out:
+        for k, image_id in enumerate(ids):
+            out.add_row("maps", image_id, arrays["maps"][k])
+        out.add("ids", np.asarray(ids, dtype=str))
+        out.add("convergence_delta", np.asarray(arrays["convergence_delta"], dtype=np.float32))
+        out.add("meta", arrays["meta"] if not isinstance(arrays["meta"], dict)
+                else np.asarray(json.dumps(arrays["meta"], sort_keys=True, default=list)))
 
 
 def read_attributions(path: str | Path) -> dict[str, Any]:
-    """Read an attribution file; ``meta`` comes back as a dict."""
+    """Open an attribution file; maps are read one image at a time, when asked for.
+
+    Returns:
+        ``{"ids": (N,) str, "maps": rows, "convergence_delta": (N,), "meta": dict}`` where ``rows[k]`` is image
+        ``k``'s ``(H, W)`` map and ``np.asarray(rows)`` all of them (:class:`~depthxai.fileio.NpzRows`).
+    """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            out: dict[str, Any] = {k: data[k] for k in data.files}
-    except (OSError, KeyError, ValueError) as exc:
+        data = np.load(path, allow_pickle=False)
+        ids = data["ids"].astype(str)
+        return {"ids": ids, "maps": NpzRows(data, "maps", ids), "convergence_delta": data["convergence_delta"],
+                "meta": json.loads(str(data["meta"]))}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: unreadable attribution file ({exc}); rerun the attribute rule") from exc
-    out["ids"] = out["ids"].astype(str)
-    out["meta"] = json.loads(str(out["meta"]))
-    return out

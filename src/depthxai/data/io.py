@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,45 +121,78 @@ def shard_ids(ids: Sequence[str], n_shards: int, shard: int) -> list[str]:
     return ordered[bounds[shard] : bounds[shard + 1]]
 
 
+def _open_image(path: Path, what: str) -> tuple[Image.Image, int]:
+    """Open and decode ``path`` fully; any failure becomes a :class:`DataError` naming the file.
+
+    Returns the image and its bits per channel as stored in the file (Pillow quietly reduces 16-bit colour PNGs
+    to 8 bits when decoding, so this is read from the decoder's raw mode first). Pillow's decompression-bomb
+    guard (a header claiming far more pixels than any dataset frame) is an error here, not a warning, so a
+    hostile header never makes a job allocate gigabytes.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            try:
+                rawmodes = [str(tile[3]) for tile in img.tile]  # (codec, extents, offset, rawmode or args)
+                bits = 16 if img.mode.startswith("I;16") or any(";16" in mode for mode in rawmodes) else 8
+                img.load()
+            except BaseException:
+                img.close()
+                raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} file not found") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path}: refused: the {what} claims more pixels than any dataset frame ({exc}); replace the "
+                        "file") from None
+    except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or truncated {what} ({exc}); replace the file or prepare the dataset "
+                        "again") from exc
+    return img, bits
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an 8-bit RGB image as ``uint8`` array ``(H, W, 3)``.
+    """Read an 8-bit colour (or grey, or palette) image as ``uint8`` array ``(H, W, 3)``.
 
     Raises:
-        DataError: naming the file, if it is missing, truncated, not an image or not 8-bit colour.
+        DataError: naming the file, if it is missing, truncated, not an image, or not 8 bits per channel
+            (16-bit images are refused rather than silently cut to their high byte: they often hold linear,
+            not display, values, which the models never saw).
     """
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode not in ("RGB", "RGBA", "L", "P"):
-                raise DataError(f"{path}: expected an 8-bit RGB image, got PIL mode {img.mode!r}")
-            rgb = np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc}); replace the file or re-prepare the dataset") from exc
-    return rgb
+    img, bits = _open_image(path, "image")
+    with img:
+        if img.mode not in ("RGB", "RGBA", "L", "P") or bits != 8:
+            depth = f"{bits}-bit " if bits != 8 else ""
+            raise DataError(f"{path}: expected an 8-bit RGB image, got a {depth}{img.format or ''} image of PIL mode "
+                            f"{img.mode!r}; convert it to 8-bit RGB (e.g. PNG or JPEG)")
+        return np.asarray(img.convert("RGB"))
 
 
 def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
     """Read a 16-bit depth PNG as metres, ``float32`` ``(H, W)``; 0 (no ground truth) stays 0.
 
+    Only single-channel 16-bit PNGs are accepted (the prepared-dataset layout): their values are finite by
+    construction, so NaN/inf cannot reach the metrics. Float TIFFs, 8-bit or colour images are refused with what
+    to do, rather than guessed at.
+
     Raises:
-        DataError: naming the file, if it is missing, corrupt, or not a single-channel 16-bit/integer image.
+        DataError: naming the file, if it is missing, corrupt, or not a single-channel 16-bit PNG.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            raw = np.asarray(img)
-    except FileNotFoundError:
-        raise DataError(f"{path}: depth file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: corrupt or truncated depth map ({exc})") from exc
-    if raw.ndim != 2 or raw.dtype not in (np.uint16, np.int32, np.uint8):
-        raise DataError(f"{path}: expected a single-channel 16-bit depth PNG, got shape {raw.shape} dtype {raw.dtype}")
-    if raw.dtype == np.uint8:
-        raise DataError(f"{path}: depth map is 8-bit; expected 16-bit (metres = value / {depth_scale})")
+    fix = f"write depth maps with depthxai.data.io.write_depth (16-bit PNG, value = metres x {depth_scale:g}, 0 = invalid)"
+    img, _ = _open_image(path, "depth map")
+    with img:
+        if img.format != "PNG":
+            raise DataError(f"{path}: depth map is a {img.format} image of PIL mode {img.mode!r}, not a 16-bit PNG; {fix}")
+        raw = np.asarray(img)
+    if raw.ndim != 2:
+        raise DataError(f"{path}: depth map has {raw.shape[2]} channels (shape {raw.shape}); expected a single-channel "
+                        f"16-bit PNG; {fix}")
+    if raw.dtype == np.uint8 or raw.dtype == np.bool_:
+        raise DataError(f"{path}: depth map is {8 if raw.dtype == np.uint8 else 1}-bit; expected 16-bit; {fix}")
+    if raw.dtype not in (np.uint16, np.int32) or raw.min(initial=0) < 0 or raw.max(initial=0) > 65535:
+        raise DataError(f"{path}: depth map of dtype {raw.dtype} is outside the 16-bit range; {fix}")
     return (raw.astype(np.float32) / np.float32(depth_scale)).astype(np.float32)
 
 

@@ -176,7 +176,7 @@ def localisation_metrics(relevance: Tensor, mask: Tensor, top_share: float | Non
     k = (n_inside / n_pixels if top_share is None else top_share) * n_pixels
     selected = soft_top_selection(magnitude, k)
     tp = float(selected[inside].sum())
-    fp, fn = k - tp, n_inside - tp
+    fp = k - tp
     tn = n_pixels - n_inside - fp
     precision, recall = _ratio(tp, k), _ratio(tp, n_inside)
     out.update(precision=precision, recall=recall, specificity=_ratio(tn, tn + fp),

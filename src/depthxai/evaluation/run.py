@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from depthxai.attribution.base import image_seed
 from depthxai.attribution.targets import TargetSpec, target_weights
-from depthxai.data.io import read_dataset_info, read_depth, read_rgb, sample_paths
+from depthxai.data.io import DatasetInfo, read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
 from depthxai.evaluation.depth_metrics import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
@@ -60,11 +60,14 @@ class EvaluationConfig:
 
 
 def ground_truth_view(model: DepthModel, data_root: str | Path, depth_path: Path | None,
-                      image_size: tuple[int, int]) -> GroundTruth | None:
-    """The ground truth and its evaluation mask, cut to the region the model sees; ``None`` without ground truth."""
+                      image_size: tuple[int, int], info: DatasetInfo | None = None) -> GroundTruth | None:
+    """The ground truth and its evaluation mask, cut to the region the model sees; ``None`` without ground truth.
+
+    ``info`` is the dataset's :class:`DatasetInfo` (read from ``data_root`` if not given).
+    """
     if depth_path is None:
         return None
-    info = read_dataset_info(data_root)
+    info = info if info is not None else read_dataset_info(data_root)
     gt = read_depth(depth_path, info.depth_scale)
     if gt.shape != tuple(image_size):
         raise DataError(f"{depth_path}: depth map is {gt.shape}, its image is {image_size}")
@@ -87,8 +90,10 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
     Args:
         model: depth model.
         data_root: prepared dataset.
-        predictions: the prediction stage's arrays (``ids``, ``native``).
-        attributions: the attribution stage's arrays (``ids``, ``maps``, ``convergence_delta``, ``meta``).
+        predictions: the prediction stage's arrays (``ids``, ``native``), e.g. :func:`read_predictions`, which
+            reads one image at a time.
+        attributions: the attribution stage's arrays (``ids``, ``maps``, ``convergence_delta``, ``meta``), e.g.
+            :func:`read_attributions` (one map at a time).
         config: evaluation settings.
         target: the target the maps explain (for Infidelity).
         mean_rgb: dataset mean colour (perturbation replacement).
@@ -103,6 +108,7 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         raise DataError("predictions and attributions list different images; rerun the attribute rule for this shard")
     method = attributions["meta"].get("method", "?")
     device = next(model.parameters()).device
+    info = read_dataset_info(data_root)
     fractions = config.perturbation.fractions
     score_rows: list[tuple[str, str, float]] = []
     curve_rows: list[tuple[str, str, float, str, float]] = []
@@ -110,16 +116,16 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         rgb_path, depth_path = sample_paths(data_root, image_id)
         rgb = read_rgb(rgb_path)
         image = prepare_input(rgb, model.card).to(device)
+        # the stored prediction: neither the clean depth nor the target region is ever recomputed here
         native = torch.from_numpy(predictions["native"][k : k + 1]).to(device)
         relevance = torch.from_numpy(attributions["maps"][k]).to(device)
-        ground_truth = ground_truth_view(model, data_root, depth_path, rgb.shape[:2])
+        ground_truth = ground_truth_view(model, data_root, depth_path, rgb.shape[:2], info)
         curves = perturbation_curves(model, image, relevance, config.perturbation, mean_rgb,
                                      seed=image_seed(seed, image_id, "perturbation"), ground_truth=ground_truth,
                                      clean_native=native)
         for key, values in curves.items():
             order, curve = key.split("_", 1)
-            for fraction, value in zip(fractions, values):
-                curve_rows.append((image_id, order, float(fraction), curve, float(value)))
+            curve_rows.extend((image_id, order, float(f), curve, float(v)) for f, v in zip(fractions, values))
             baseline = values[0] if curve.startswith("gt_") else 0.0
             name = f"{order}_auc_{curve}" + ("_change" if curve.startswith("gt_") else "")
             score_rows.append((image_id, name, normalised_auc(values - baseline, fractions)))
@@ -129,7 +135,8 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         score_rows.append((image_id, "infidelity", infidelity(
             model, image, relevance, weights, n_perturb_samples=config.infidelity_samples,
             noise_std=config.infidelity_noise_std, normalize=config.infidelity_normalize,
-            seed=image_seed(seed, image_id, "infidelity"), max_batch=config.perturbation.batch_size)))
+            seed=image_seed(seed, image_id, "infidelity"), max_batch=config.perturbation.batch_size,
+            clean_native=native)))
         delta = float(attributions["convergence_delta"][k])
         if np.isfinite(delta):
             score_rows.append((image_id, "convergence_delta", delta))

@@ -46,7 +46,6 @@ from torch import Tensor, nn
 
 from depthxai.attribution.base import AttributionMethod, image_seed, reduce_channels
 from depthxai.evaluation.fidelity import attribution_fidelity
-from depthxai.imageops import gaussian_kernel1d
 from depthxai.models.wrapper import DepthModel
 
 SANITY_COLUMNS = ["step", "layer", "method", "image_id", "metric", "value"]

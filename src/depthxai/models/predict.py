@@ -1,15 +1,19 @@
 """The prediction stage: depth for every test image of a shard, computed once and reused downstream.
 
-Output (``.npz``, see :func:`write_predictions`): ``ids`` (N,) str; ``native`` (N, 1, h, w) float32 metres at
-the network's output resolution. Per-image accuracy against the ground truth (the official protocol: upsample
-to the full frame, clip, crop, mask) goes to a tidy CSV with one row per (image, metric).
+Output (``.npz``, see :func:`predict_to_file`): ``ids`` (N,) str and, per image, ``native/<id>`` (1, h, w) float32
+metres at the network's output resolution, streamed into the file as they are computed (a shard is never held
+in memory; :func:`read_predictions` reads one image at a time). Per-image accuracy against the ground truth (the
+official protocol: upsample to the full frame, clip, crop, mask) goes to a tidy CSV with one row per
+(image, metric).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,56 +23,99 @@ from tqdm import tqdm
 from depthxai.data.io import read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
 from depthxai.evaluation.depth_metrics import METRIC_NAMES, evaluate_depth
-from depthxai.fileio import write_npz
+from depthxai.fileio import NpzRows, NpzStreamWriter
 from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth
+
+METRIC_COLUMNS = ["image_id", "metric", "value"]
 
 
 @torch.no_grad()
+def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str], *, progress: bool = True,
+                     log: logging.Logger | None = None) -> Iterator[tuple[str, np.ndarray, list[dict[str, Any]]]]:
+    """Predict depth for ``ids`` of a prepared dataset, one image per forward (so results never depend on
+    which images share a batch or a shard), yielding each image as soon as it is done.
+
+    Yields:
+        ``(image_id, native, rows)``: ``native`` ``(1, h, w)`` float32 metres at the network's output resolution;
+        ``rows`` the accuracy rows ``{"image_id", "metric", "value"}`` of :data:`METRIC_NAMES` (none without
+        valid ground truth).
+    """
+    info = read_dataset_info(data_root)
+    device = next(model.parameters()).device
+    for image_id in tqdm(list(ids), desc=f"predict {model.card.name}", disable=not progress, mininterval=5):
+        rgb_path, depth_path = sample_paths(data_root, image_id)
+        rgb = read_rgb(rgb_path)
+        native = model.native(prepare_input(rgb, model.card)[None].to(device))
+        rows: list[dict[str, Any]] = []
+        if depth_path is not None:
+            gt = read_depth(depth_path, info.depth_scale)
+            if gt.shape != rgb.shape[:2]:
+                raise DataError(f"{depth_path}: depth map is {gt.shape}, its image {rgb_path} is {rgb.shape[:2]}")
+            top, left, ch, cw = crop_box(model.card, rgb.shape[:2])
+            full = np.zeros(rgb.shape[:2], dtype=np.float32)
+            full[top : top + ch, left : left + cw] = resize_depth(native, (ch, cw))[0, 0].cpu().numpy()
+            try:
+                metrics = evaluate_depth(full, gt, info)
+                rows = [{"image_id": image_id, "metric": name, "value": metrics[name]} for name in METRIC_NAMES]
+            except ValueError as exc:
+                if log:
+                    log.warning("%s: no valid ground truth for image %s (%s); skipped in the accuracy table", depth_path,
+                                image_id, exc)
+        yield image_id, native[0].cpu().numpy().astype(np.float32), rows
+
+
 def predict_split(model: DepthModel, data_root: str | Path, ids: Sequence[str], *, progress: bool = True,
                   log: logging.Logger | None = None) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Predict depth for ``ids`` of a prepared dataset, one image per forward (so results never depend on
-    which images share a batch or a shard).
+    """:func:`iter_predictions` collected in memory (small shards, tests; the workflow uses :func:`predict_to_file`).
 
     Returns:
         ``({"ids": (N,), "native": (N, 1, h, w)}, metrics)`` where ``metrics`` has columns
         ``image_id, metric, value`` (the :data:`METRIC_NAMES` per image with ground truth).
     """
-    info = read_dataset_info(data_root)
-    device = next(model.parameters()).device
     natives: list[np.ndarray] = []
-    rows: list[dict[str, object]] = []
-    for image_id in tqdm(list(ids), desc=f"predict {model.card.name}", disable=not progress, mininterval=5):
-        rgb_path, depth_path = sample_paths(data_root, image_id)
-        rgb = read_rgb(rgb_path)
-        native = model.native(prepare_input(rgb, model.card)[None].to(device))
-        natives.append(native.cpu().numpy().astype(np.float32))
-        if depth_path is None:
-            continue
-        gt = read_depth(depth_path, info.depth_scale)
-        if gt.shape != rgb.shape[:2]:
-            raise DataError(f"{depth_path}: depth map is {gt.shape}, its image {rgb_path} is {rgb.shape[:2]}")
-        top, left, ch, cw = crop_box(model.card, rgb.shape[:2])
-        full = np.zeros(rgb.shape[:2], dtype=np.float32)
-        full[top : top + ch, left : left + cw] = resize_depth(native, (ch, cw))[0, 0].cpu().numpy()
-        try:
-            metrics = evaluate_depth(full, gt, info)
-        except ValueError as exc:
-            if log:
-                log.warning("%s: no valid ground truth (%s); skipped in the accuracy table", image_id, exc)
-            continue
-        rows.extend({"image_id": image_id, "metric": name, "value": metrics[name]} for name in METRIC_NAMES)
-    arrays = {"ids": np.asarray(list(ids), dtype=str), "native": np.concatenate(natives) if natives else np.zeros((0, 1, 1, 1), np.float32)}
-    return arrays, pd.DataFrame(rows, columns=["image_id", "metric", "value"])
+    rows: list[dict[str, Any]] = []
+    for _, native, image_rows in iter_predictions(model, data_root, ids, progress=progress, log=log):
+        natives.append(native)
+        rows.extend(image_rows)
+    arrays = {"ids": np.asarray(list(ids), dtype=str),
+              "native": np.stack(natives) if natives else np.zeros((0, 1, 1, 1), np.float32)}
+    return arrays, pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def predict_to_file(path: str | Path, model: DepthModel, data_root: str | Path, ids: Sequence[str], *,
+                    progress: bool = True, log: logging.Logger | None = None) -> pd.DataFrame:
+    """Predict ``ids`` and stream each image's prediction into the ``.npz`` at ``path`` (written atomically).
+
+    Memory stays that of one image whatever the shard size. Returns the accuracy table of :func:`predict_split`.
+    """
+    rows: list[dict[str, Any]] = []
+    with NpzStreamWriter(path) as out:
+        for image_id, native, image_rows in iter_predictions(model, data_root, ids, progress=progress, log=log):
+            out.add_row("native", image_id, native)
+            rows.extend(image_rows)
+        out.add("ids", np.asarray(list(ids), dtype=str))
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
 def write_predictions(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    write_npz(path, **arrays)
+    """Write in-memory predictions (:func:`predict_split`) in the streamed layout of :func:`predict_to_file`."""
+    ids = [str(i) for i in arrays["ids"]]
+    with NpzStreamWriter(path) as out:
+        for image_id, native in zip(ids, arrays["native"]):
+            out.add_row("native", image_id, native)
+        out.add("ids", np.asarray(ids, dtype=str))
 
 
-def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a predictions file written by :func:`write_predictions`."""
+def read_predictions(path: str | Path) -> dict[str, Any]:
+    """Open a predictions file; images are read one at a time, when asked for.
+
+    Returns:
+        ``{"ids": (N,) str, "native": rows}`` where ``rows[k]`` is image ``k``'s ``(1, h, w)`` prediction,
+        ``rows[k : k + 1]`` a ``(1, 1, h, w)`` array and ``np.asarray(rows)`` all of them (:class:`NpzRows`).
+    """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {"ids": data["ids"].astype(str), "native": data["native"]}
-    except (OSError, KeyError, ValueError) as exc:
+        data = np.load(path, allow_pickle=False)
+        ids = data["ids"].astype(str)
+        return {"ids": ids, "native": NpzRows(data, "native", ids)}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: unreadable predictions file ({exc}); rerun the predict rule") from exc

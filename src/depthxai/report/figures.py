@@ -15,6 +15,7 @@ Each figure has a ``plot_*`` function that returns the :class:`Figure` (to tweak
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from scipy import stats
 
 from depthxai.data.io import read_dataset_info, read_depth, read_index, read_rgb
 from depthxai.errors import DataError
-from depthxai.fileio import atomic_path
+from depthxai.fileio import NpzRows, atomic_path
 from depthxai.models.registry import ModelCard, get_card
 from depthxai.models.wrapper import crop_box, prepare_input, resize_depth
 from depthxai.report.tables import display_name, sort_methods
@@ -544,24 +545,22 @@ def _file_ids(path: Path) -> list[str]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return [str(i) for i in data["ids"]]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: unreadable .npz with an 'ids' array ({exc}); rerun the rule that writes it") from exc
 
 
 def _rows_by_id(paths: Sequence[Path], ids: Sequence[str], key: str) -> dict[str, np.ndarray]:
-    """``{id: array[key][row]}`` for ``ids``, looked up in shard files (each file's ``ids`` read first, and its
-    ``key`` array loaded only if it holds a wanted image)."""
+    """``{id: array}`` of the per-image arrays ``key`` (``<key>/<id>`` members, or rows of one stacked ``key``
+    array) for ``ids``, looked up in shard files; only the wanted images are read."""
     wanted = set(ids)
     out: dict[str, np.ndarray] = {}
     for path in paths:
         try:
             with np.load(path, allow_pickle=False) as data:
                 file_ids = [str(i) for i in data["ids"]]
-                rows = [k for k, i in enumerate(file_ids) if i in wanted and i not in out]
-                if rows:
-                    array = data[key]
-                    out.update({file_ids[k]: np.asarray(array[k]) for k in rows})
-        except (OSError, KeyError, ValueError) as exc:
+                rows = NpzRows(data, key, file_ids)
+                out.update({i: rows.row(i) for i in file_ids if i in wanted and i not in out})
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); rerun the rule that writes it") from exc
     absent = [i for i in ids if i not in out]
     if absent:

@@ -1,6 +1,6 @@
 """The reliability stage: the psychometric tables of :mod:`depthxai.stats.reliability` from the tidy scores.
 
-Tables (each tidy, sorted by its key columns; written as ``<name>.csv`` by :func:`write_reliability_tables`):
+Tables (each tidy, sorted by its key columns; written as ``<name>.csv`` by :func:`depthxai.fileio.write_csv_tables`):
 
 * ``alpha``: per (dataset, model, metric), Krippendorff's ordinal alpha of the method rankings across images
   (inter-rater reliability, :func:`~depthxai.stats.reliability.inter_rater_reliability`);
@@ -17,14 +17,10 @@ MoRF-LeRF gaps are derived first (as the statistics stage does), so that they ge
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from depthxai.fileio import write_csv
 from depthxai.stats.reliability import (
     cross_metric_reliability,
     inter_method_reliability,
@@ -76,13 +72,3 @@ def reliability_tables(scores: pd.DataFrame, retest: pd.DataFrame | None = None,
                                   for key, frame in repeated.groupby("repeat", sort=True)], ignore_index=True)
         tables["icc"] = retest_reliability(repeated)[ICC_COLUMNS]
     return tables
-
-
-def write_reliability_tables(tables: Mapping[str, pd.DataFrame], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write every table as ``<directory>/<name>.csv`` (atomic, byte-stable); returns the paths, sorted by name."""
-    paths = []
-    for name in sorted(tables):
-        path = Path(directory) / f"{name}.csv"
-        write_csv(path, tables[name])
-        paths.append(path)
-    return paths

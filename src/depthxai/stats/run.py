@@ -22,7 +22,7 @@ more faithful), so that Table 1 reports the gap with its own confidence interval
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,6 @@ import pandas as pd
 
 from depthxai.errors import DataError
 from depthxai.evaluation.depth_metrics import HIGHER_IS_BETTER
-from depthxai.fileio import write_csv
 from depthxai.stats.tests import complete_blocks, friedman, pairwise_wilcoxon, summarise
 
 SCORE_COLUMNS = ("dataset", "model", "method", "image_id", "metric", "value")
@@ -223,22 +222,8 @@ def run_statistics(
     }
 
 
-def write_statistics(tables: Mapping[str, pd.DataFrame], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write every table of :func:`run_statistics` as ``<directory>/<name>.csv`` (atomic, byte-stable).
-
-    Returns:
-        The paths written, in sorted name order.
-    """
-    paths = []
-    for name in sorted(tables):
-        path = Path(directory) / f"{name}.csv"
-        write_csv(path, tables[name])
-        paths.append(path)
-    return paths
-
-
 def read_statistics(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
-    """Read the tables written by :func:`write_statistics` (keys, methods and notes as strings)."""
+    """Read the tables written by :func:`depthxai.fileio.write_csv_tables` (keys, methods and notes as strings)."""
     out = {}
     for name in ("summary", "friedman", "wilcoxon"):
         path = Path(directory) / f"{name}.csv"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,23 @@ def _deterministic_torch() -> None:
     # Tests compare numbers to 1e-4 and below: fix the seed and the thread count for every test.
     torch.manual_seed(0)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def checkout_files() -> list[str]:
+    """The checkout's files as the next commit holds them: tracked, plus new files git does not ignore."""
+    if (REPO / ".git").exists() and shutil.which("git"):
+        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                                capture_output=True, text=True, check=False)
+        if listed.returncode == 0:
+            return [name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()]
+    skip = {".git", ".venv", "results", "resources", "logs", ".snakemake", "__pycache__", ".pytest_cache"}
+    return [str(path.relative_to(REPO)) for path in REPO.rglob("*")
+            if path.is_file() and not skip & set(path.relative_to(REPO).parts)]
+
+
+def copy_checkout(dest: Path) -> Path:
+    """Copy the workflow (every file of :func:`checkout_files`) into ``dest``, so a test can run it in isolation."""
+    for name in checkout_files():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, dest / name)
+    return dest

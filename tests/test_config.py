@@ -35,7 +35,7 @@ def test_repository_config_validates_with_defaults(raw_config: dict[str, Any]) -
     # the input is not modified
     assert "resources_dir" not in raw_config and "method" not in raw_config["methods"]["ig"]
     # a minimal config gets every section
-    minimal = {"datasets": {"synthindoor": {"source": "synthetic", "setup": "indoor", "n_test": 2, "size": [64, 64],
+    minimal = {"datasets": {"synthindoor": {"source": "synthetic", "setup": "indoor", "n_test": 4, "size": [64, 64],
                                             "n_train": 1}},
                "models": {"meter_xxs": {"weights": {"synthindoor": "train"}}}, "methods": {"random": {}}}
     full = validate_config(minimal)
@@ -53,7 +53,7 @@ def test_repository_config_validates_with_defaults(raw_config: dict[str, Any]) -
 
 
 def test_section_defaults_agree_with_the_full_validation() -> None:
-    minimal = {"datasets": {"synthroad": {"source": "synthetic", "setup": "road", "n_test": 1, "size": [64, 64]}},
+    minimal = {"datasets": {"synthroad": {"source": "synthetic", "setup": "road", "n_test": 4, "size": [64, 64]}},
                "models": {"meter_xxs": {"weights": {"synthroad": "ckpt"}}}, "methods": {"saliency": {}},
                "downloads": {"ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}}
     resolved = validate_config(minimal)

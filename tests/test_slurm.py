@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 # srun inside a job reads the configuration from the default path only (the plugin clears SLURM_* variables).
@@ -236,21 +237,8 @@ def _wait_for(condition, timeout_s: float, what: str | None, cluster: LocalSlurm
 # ---------------------------------------------------------------------------------------------- workflow
 
 
-def _checkout_files() -> list[str]:
-    """The checkout's files as the next commit holds them: tracked, plus new files git does not ignore."""
-    if (REPO / ".git").exists() and shutil.which("git"):
-        listed = _run(["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard", "-z"])
-        if listed.returncode == 0:
-            return [name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()]
-    skip = {".git", ".venv", "results", "resources", "logs", ".snakemake", "__pycache__", ".pytest_cache"}
-    return [str(path.relative_to(REPO)) for path in REPO.rglob("*")
-            if path.is_file() and not skip & set(path.relative_to(REPO).parts)]
-
-
 def _prepare_workdir(dest: Path) -> None:
-    for name in _checkout_files():
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, dest / name)
+    copy_checkout(dest)
     (dest / "tiny.yaml").write_text(yaml.safe_dump(TINY_CONFIG, sort_keys=False))
 
 

@@ -1,0 +1,122 @@
+"""The whole DAG on a tiny configuration in a temporary directory: every table and figure of the study exists
+with the right rows, and a second run with nothing changed has nothing to do.
+
+The configuration (tests/data/tiny_config.yaml) has both architectures and every method, so every rule of the
+default workflow runs once; it takes a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, copy_checkout
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
+MODELS = sorted(TINY["models"])
+METHODS = sorted(TINY["methods"])
+DATASETS = sorted(TINY["datasets"])
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny_config.yaml",
+                           *args], cwd=workdir, capture_output=True, text=True, timeout=1500, check=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = copy_checkout(tmp_path_factory.mktemp("workflow"))
+    (workdir / "tiny_config.yaml").write_text(yaml.safe_dump(TINY))
+    result = _snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return workdir
+
+
+def test_every_table_has_one_row_per_combination(tiny_run: Path) -> None:
+    n_test = TINY["datasets"]["synthindoor"]["n_test"]
+    for name in ("table1", "table2"):
+        table = pd.read_csv(tiny_run / "results" / "tables" / f"{name}.csv")
+        combos = sorted(zip(table["dataset"], table["model"], table["method"]))
+        assert combos == sorted((d, m, meth) for d in DATASETS for m in MODELS for meth in METHODS), name
+        assert (table["n"] == n_test).all()
+        for ext in ("md", "tex"):
+            assert (tiny_run / "results" / "tables" / f"{name}.{ext}").stat().st_size > 200
+    accuracy = pd.read_csv(tiny_run / "results" / "tables" / "accuracy.csv")
+    assert sorted(zip(accuracy["dataset"], accuracy["model"])) == [(d, m) for d in DATASETS for m in MODELS]
+    assert accuracy["delta1_mean"].between(0, 1).all()
+
+
+def test_tidy_results_are_complete(tiny_run: Path) -> None:
+    n_test = TINY["datasets"]["synthindoor"]["n_test"]
+    scores = pd.read_csv(tiny_run / "results" / "evaluation" / "scores.csv", dtype={"image_id": str})
+    per_image = scores.groupby(["dataset", "model", "method", "metric"])["image_id"].nunique()
+    assert (per_image == n_test).all()
+    metrics = set(scores["metric"])
+    assert {"morf_auc_depth_rmse", "lerf_auc_depth_rmse", "attribution_fidelity", "infidelity",
+            "morf_auc_gt_absrel_change"} <= metrics
+    assert set(scores.loc[scores["metric"] == "convergence_delta", "method"]) == {"ig"}
+    curves = pd.read_csv(tiny_run / "results" / "evaluation" / "curves.csv", dtype={"image_id": str})
+    fractions = sorted(curves["fraction"].unique())
+    assert fractions == TINY["evaluation"]["fractions"]
+    at_zero = curves[(curves["fraction"] == 0) & curves["curve"].str.startswith("depth_")]
+    assert (at_zero["value"] == 0).all()  # removing nothing changes nothing
+    summary = pd.read_csv(tiny_run / "results" / "stats" / "summary.csv")
+    assert (summary["ci_low"] <= summary["mean"] + 1e-12).all() and (summary["mean"] <= summary["ci_high"] + 1e-12).all()
+    friedman = pd.read_csv(tiny_run / "results" / "stats" / "friedman.csv")
+    assert set(friedman["model"]) == set(MODELS) and friedman["p"].dropna().between(0, 1).all()
+
+
+def test_every_figure_is_a_real_image(tiny_run: Path) -> None:
+    figures = tiny_run / "results" / "figures"
+    names = [f"figure1_{d}_{m}" for d in DATASETS for m in MODELS]
+    names += ["figure2", "figure3", "randomisation", "violins", "method_correlation"]
+    for name in names:
+        with Image.open(figures / f"{name}.png") as image:
+            pixels = np.asarray(image.convert("L"))
+        assert min(pixels.shape) > 300, name
+        assert pixels.std() > 10, f"{name} looks blank"
+
+
+def test_science_and_claims(tiny_run: Path) -> None:
+    results = tiny_run / "results"
+    claims = results / "claims.md"
+    text = claims.read_text()
+    for claim in ("Claim 1", "Claim 2", "Claim 3"):
+        assert claim in text
+    verdicts = pd.read_csv(results / "claims.csv")["verdict"]
+    assert set(verdicts) <= {"supported", "not supported", "inconclusive", "not evaluated"}
+    sanity = pd.read_csv(results / "science" / "synthindoor" / "meter_xxs" / "sanity.csv", dtype={"image_id": str})
+    step0 = sanity[(sanity["step"] == 0) & sanity["metric"].isin(["spearman", "ssim"])]
+    assert np.allclose(step0["value"], 1.0)  # the intact model reproduces its own maps
+    randomised = sanity[(sanity["method"] == "random") & (sanity["metric"] == "ssim")]
+    assert np.allclose(randomised["value"], 1.0)  # a model-independent map never changes: the known answer
+    for table in ("randomisation", "localisation", "reliability"):
+        assert len(pd.read_csv(results / "tables" / f"{table}.csv")) > 0
+    icc = pd.read_csv(results / "science" / "reliability" / "icc.csv")
+    assert len(icc) > 0
+
+
+def test_model_cards_and_explainer(tiny_run: Path) -> None:
+    import json
+
+    for dataset in DATASETS:
+        for model in MODELS:
+            folder = tiny_run / "results" / "models" / dataset / model
+            card = json.loads((folder / "card.json").read_text())
+            assert card["name"] == f"{model}_{dataset}" and len(card["weights_sha256"]) == 64
+            assert 0 <= card["accuracy"]["delta1"] <= 1
+            assert (folder / "explainer.pt").stat().st_size > 10_000
+
+
+def test_second_run_has_nothing_to_do(tiny_run: Path) -> None:
+    result = _snakemake(tiny_run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr

@@ -3,13 +3,13 @@
 NYU: a MATLAB v7.3 file (HDF5 behind a 512-byte MATLAB header, arrays stored transposed) with the 8 real
 test frames of ../shared/data/nyu_test at their true indices, plus a MATLAB v5 splits.mat.
 KITTI: a raw/annotated folder tree with the Eigen naming, holding the 2 real frames of ../shared/data/kitti.
+The builders live in tests/real_fixtures.py (shared with test_paper_preset.py).
 Every prepared pixel is compared with the source PNGs.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import h5py
@@ -17,62 +17,27 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
-from PIL import Image
+from real_fixtures import (KITTI_DRIVE, KITTI_FRAMES, NYU_REAL, place_kitti_frame, read_png, write_nyu_labeled,
+                           write_nyu_splits)
 
 from depthxai.data.io import read_dataset_info, read_index
 from depthxai.data.kitti import IMAGE_SIZE, eigen_drives, fit_to_size, prepare_kitti_eigen, read_eigen_split
 from depthxai.data.nyu import NYU_CAMERA, prepare_nyu, read_nyu_splits
 from depthxai.errors import DataError
 
-NYU_REAL = (0, 1, 8, 13, 14, 20, 28, 38)  # 0-based labeled-frame indices of ../shared/data/nyu_test
-NYU_N = 39
-
-
-def _png(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img)
-
-
 # ------------------------------------------------------------------------------------------------------ NYU
 
-
-def _write_labeled_v73(path: Path, rgb: dict[int, np.ndarray], depth_m: dict[int, np.ndarray],
-                       raw_m: dict[int, np.ndarray]) -> None:
-    """An nyu_depth_v2_labeled.mat look-alike: MATLAB's (H, W, 3, N) / (H, W, N) stored reversed in HDF5."""
-    with h5py.File(path, "w", userblock_size=512) as f:
-        kw = dict(compression="gzip", compression_opts=1)  # the 31 all-zero frames cost nothing on disk
-        images = f.create_dataset("images", shape=(NYU_N, 3, 640, 480), dtype=np.uint8, chunks=(1, 3, 640, 480), **kw)
-        depths = f.create_dataset("depths", shape=(NYU_N, 640, 480), dtype=np.float32, chunks=(1, 640, 480), **kw)
-        raws = f.create_dataset("rawDepths", shape=(NYU_N, 640, 480), dtype=np.float32, chunks=(1, 640, 480), **kw)
-        for dataset, cls in ((images, b"uint8"), (depths, b"single"), (raws, b"single")):
-            dataset.attrs["MATLAB_class"] = np.bytes_(cls)
-        for index in rgb:
-            images[index] = rgb[index].transpose(2, 1, 0)
-            depths[index] = depth_m[index].T
-            raws[index] = raw_m[index].T
-    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015 HDF5 schema 1.00 ."
-    header = text.ljust(116, b" ") + bytes(8) + (0x0200).to_bytes(2, "little") + b"IM"
-    with open(path, "r+b") as fh:  # MATLAB's 128-byte header at the start of the 512-byte userblock
-        fh.write(header)
+NYU_N = 39  # a short labeled file: the real frames at their true indices (the largest is 38), nothing more
 
 
 @pytest.fixture(scope="module")
 def nyu_sources(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("nyu_src")
-    data = shared_dir / "data" / "nyu_test"
-    rgb = {i: _png(data / f"{i:05d}_colors.png") for i in NYU_REAL}
-    depth_mm = {i: _png(data / f"{i:05d}_depth.png") for i in NYU_REAL}
-    depth_m = {i: depth_mm[i].astype(np.float32) / np.float32(1000) for i in NYU_REAL}
-    rng = np.random.default_rng(0)
-    holes = {i: rng.random(depth_mm[i].shape) < 0.15 for i in NYU_REAL}
-    raw_m = {i: np.where(holes[i], np.float32(0), depth_m[i]) for i in NYU_REAL}
     labeled = root / "nyu_depth_v2_labeled.mat"
-    _write_labeled_v73(labeled, rgb, depth_m, raw_m)
+    frames = write_nyu_labeled(shared_dir, labeled, NYU_N)
     splits = root / "splits.mat"
-    train = [i for i in range(NYU_N) if i not in NYU_REAL]
-    scipy.io.savemat(splits, {"testNdxs": (np.array(NYU_REAL) + 1).astype(np.uint16)[:, None],
-                              "trainNdxs": (np.array(train) + 1).astype(np.uint16)[:, None]})
-    return {"labeled": labeled, "splits": splits, "rgb": rgb, "depth_mm": depth_mm, "holes": holes}
+    write_nyu_splits(splits, NYU_REAL, NYU_N)
+    return {"labeled": labeled, "splits": splits, **frames}
 
 
 def test_fixture_has_the_real_file_formats(nyu_sources, shared_dir):
@@ -102,8 +67,8 @@ def test_prepare_nyu_filled_is_pixel_exact(nyu_sources, tmp_path):
     index = read_index(out)
     assert list(index["id"]) == ids and set(index["split"]) == {"test"}
     for index_value, frame_id in zip(NYU_REAL, ids):
-        rgb = _png(out / "rgb" / f"{frame_id}.png")
-        depth = _png(out / "depth" / f"{frame_id}.png")
+        rgb = read_png(out / "rgb" / f"{frame_id}.png")
+        depth = read_png(out / "depth" / f"{frame_id}.png")
         assert rgb.dtype == np.uint8 and np.array_equal(rgb, nyu_sources["rgb"][index_value])
         assert depth.dtype == np.uint16 and np.array_equal(depth, nyu_sources["depth_mm"][index_value])
     assert read_dataset_info(out) == info
@@ -118,7 +83,7 @@ def test_prepare_nyu_raw_keeps_holes_and_ids_subset(nyu_sources, tmp_path):
                 progress=False)
     assert list(read_index(out)["id"]) == ["00001", "00013"]
     for index_value in (1, 13):
-        depth = _png(out / "depth" / f"{index_value:05d}.png")
+        depth = read_png(out / "depth" / f"{index_value:05d}.png")
         holes = nyu_sources["holes"][index_value]
         assert holes.mean() > 0.1 and np.all(depth[holes] == 0)
         assert np.array_equal(depth[~holes], nyu_sources["depth_mm"][index_value][~holes])
@@ -129,7 +94,8 @@ def test_prepare_nyu_train_split_reads_the_right_frames(nyu_sources, tmp_path):
     out = tmp_path / "nyu_train"
     prepare_nyu(nyu_sources["labeled"], nyu_sources["splits"], out, split="train", ids=[2, 37], progress=False)
     for frame_id in ("00002", "00037"):
-        assert not _png(out / "rgb" / f"{frame_id}.png").any() and not _png(out / "depth" / f"{frame_id}.png").any()
+        assert not read_png(out / "rgb" / f"{frame_id}.png").any()
+        assert not read_png(out / "depth" / f"{frame_id}.png").any()
 
 
 def test_prepare_nyu_errors_name_the_file(nyu_sources, tmp_path):
@@ -143,27 +109,6 @@ def test_prepare_nyu_errors_name_the_file(nyu_sources, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- KITTI
-
-# The two developer frames come from Metric3D's kitti_demo (a 2011_09_26 drive, 1242x375); which drive is not
-# recorded anywhere we can check. Frames 0000000005 and 0000000050 both have ground-truth lines in the real
-# split for drive 0013 (lines 72 and 52), so the fixture files them there: the test checks path handling and
-# pixels, not the drive's identity.
-KITTI_DRIVE = "2011_09_26_drive_0013"
-KITTI_FRAMES = ("0000000005", "0000000050")
-
-
-def _place_kitti(shared_dir: Path, raw_root: Path, depth_root: Path, date: str, drive: str, frame: str,
-                 subset: str, rgb: np.ndarray | None = None, depth: np.ndarray | None = None) -> None:
-    src = shared_dir / "data" / "kitti"
-    rgb_path = raw_root / date / f"{drive}_sync" / "image_02" / "data" / f"{frame}.png"
-    gt_path = depth_root / subset / f"{drive}_sync" / "proj_depth" / "groundtruth" / "image_02" / f"{frame}.png"
-    for path, array, sample in ((rgb_path, rgb, src / "rgb" / f"{frame}.png"),
-                                (gt_path, depth, src / "depth" / f"{frame}.png")):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if array is None:
-            shutil.copyfile(sample, path)
-        else:
-            Image.fromarray(array).save(path)
 
 
 def test_real_eigen_split_file(shared_dir):
@@ -185,16 +130,16 @@ def test_prepare_kitti_is_pixel_exact(shared_dir, tmp_path):
     raw_root, depth_root, out = tmp_path / "raw", tmp_path / "annotated", tmp_path / "kitti"
     # one ground-truth map under train/, the other under val/, as data_depth_annotated.zip splits drives
     for frame, subset in zip(KITTI_FRAMES, ("train", "val")):
-        _place_kitti(shared_dir, raw_root, depth_root, "2011_09_26", KITTI_DRIVE, frame, subset)
+        place_kitti_frame(shared_dir, raw_root, depth_root, "2011_09_26", KITTI_DRIVE, frame, subset)
     ids = [f"{KITTI_DRIVE}_sync_{frame}" for frame in KITTI_FRAMES]
     info = prepare_kitti_eigen(shared_dir / "mirror" / "eigen_test_files_with_gt.txt", raw_root, depth_root, out,
                                ids=ids[::-1], progress=False)
     assert list(read_index(out)["id"]) == ids
     for frame, frame_id in zip(KITTI_FRAMES, ids):
-        rgb = _png(out / "rgb" / f"{frame_id}.png")
-        depth = _png(out / "depth" / f"{frame_id}.png")
-        assert np.array_equal(rgb, _png(shared_dir / "data" / "kitti" / "rgb" / f"{frame}.png"))
-        source_depth = _png(shared_dir / "data" / "kitti" / "depth" / f"{frame}.png")
+        rgb = read_png(out / "rgb" / f"{frame_id}.png")
+        depth = read_png(out / "depth" / f"{frame_id}.png")
+        assert np.array_equal(rgb, read_png(shared_dir / "data" / "kitti" / "rgb" / f"{frame}.png"))
+        source_depth = read_png(shared_dir / "data" / "kitti" / "depth" / f"{frame}.png")
         assert depth.dtype == np.uint16 and np.array_equal(depth, source_depth) and (source_depth == 0).mean() > 0.5
         assert info.extra["frames"][frame_id]["offset"] == [0, 0]
     assert (info.name, info.kind, info.depth_scale, info.min_depth, info.max_depth, info.eval_crop, info.image_size) \
@@ -208,14 +153,14 @@ def test_prepare_kitti_pads_and_crops_other_frame_sizes(shared_dir, tmp_path):
     # 376x1241 (2011_10_03), made from the real frames; plus a line without ground truth.
     raw_root, depth_root, out = tmp_path / "raw", tmp_path / "annotated", tmp_path / "kitti"
     src = shared_dir / "data" / "kitti"
-    rgb5, depth5 = _png(src / "rgb" / "0000000005.png"), _png(src / "depth" / "0000000005.png")
-    rgb50, depth50 = _png(src / "rgb" / "0000000050.png"), _png(src / "depth" / "0000000050.png")
+    rgb5, depth5 = read_png(src / "rgb" / "0000000005.png"), read_png(src / "depth" / "0000000005.png")
+    rgb50, depth50 = read_png(src / "rgb" / "0000000050.png"), read_png(src / "depth" / "0000000050.png")
     small_rgb, small_depth = rgb5[3:373, 7:1231], depth5[3:373, 7:1231]  # 370 x 1224
     tall_rgb = np.concatenate([rgb50, rgb50[-1:]], axis=0)[:, :1241]  # 376 x 1241
     tall_depth = np.concatenate([depth50, depth50[:1]], axis=0)[:, :1241]
-    _place_kitti(shared_dir, raw_root, depth_root, "2011_09_28", "2011_09_28_drive_0002", "0000000005", "val",
+    place_kitti_frame(shared_dir, raw_root, depth_root, "2011_09_28", "2011_09_28_drive_0002", "0000000005", "val",
                  small_rgb, small_depth)
-    _place_kitti(shared_dir, raw_root, depth_root, "2011_10_03", "2011_10_03_drive_0047", "0000000050", "train",
+    place_kitti_frame(shared_dir, raw_root, depth_root, "2011_10_03", "2011_10_03_drive_0047", "0000000050", "train",
                  tall_rgb, tall_depth)
     split = tmp_path / "split.txt"
     split.write_text(
@@ -231,19 +176,19 @@ def test_prepare_kitti_pads_and_crops_other_frame_sizes(shared_dir, tmp_path):
     # independent expectation: 5 missing rows -> 2 above, 3 below; 18 missing columns -> 9 each side
     expected_rgb = np.pad(small_rgb, ((2, 3), (9, 9), (0, 0)), mode="edge")
     expected_depth = np.pad(small_depth, ((2, 3), (9, 9)))
-    assert np.array_equal(_png(out / "rgb" / f"{small_id}.png"), expected_rgb)
-    assert np.array_equal(_png(out / "depth" / f"{small_id}.png"), expected_depth)
+    assert np.array_equal(read_png(out / "rgb" / f"{small_id}.png"), expected_rgb)
+    assert np.array_equal(read_png(out / "depth" / f"{small_id}.png"), expected_depth)
     # one extra row -> the last is cut; one missing column -> padded on the right
-    assert np.array_equal(_png(out / "rgb" / f"{tall_id}.png"), np.pad(tall_rgb[:375], ((0, 0), (0, 1), (0, 0)),
+    assert np.array_equal(read_png(out / "rgb" / f"{tall_id}.png"), np.pad(tall_rgb[:375], ((0, 0), (0, 1), (0, 0)),
                                                                        mode="edge"))
-    assert np.array_equal(_png(out / "depth" / f"{tall_id}.png"), np.pad(tall_depth[:375], ((0, 0), (0, 1))))
+    assert np.array_equal(read_png(out / "depth" / f"{tall_id}.png"), np.pad(tall_depth[:375], ((0, 0), (0, 1))))
     frames = info.extra["frames"]
     assert frames[small_id]["source_size"] == [370, 1224] and frames[small_id]["offset"] == [2, 9]
     assert frames[tall_id]["source_size"] == [376, 1241] and frames[tall_id]["offset"] == [0, 0]
     assert info.camera == {} and info.extra["n_lines_without_gt"] == 1
     # the recorded offset maps stored pixels back to source pixels
     dy, dx = frames[small_id]["offset"]
-    stored = _png(out / "depth" / f"{small_id}.png")
+    stored = read_png(out / "depth" / f"{small_id}.png")
     assert np.array_equal(stored[dy:dy + 370, dx:dx + 1224], small_depth)
 
 
@@ -265,7 +210,7 @@ def test_prepare_kitti_missing_files_name_the_download(shared_dir, tmp_path):
     message = str(info.value)
     assert f"{KITTI_DRIVE}_sync.zip" in message and f"raw_data/{KITTI_DRIVE}/{KITTI_DRIVE}_sync.zip" in message
     assert "line 72" in message and f"kitti_raw_{KITTI_DRIVE}" in message
-    _place_kitti(shared_dir, tmp_path / "raw", tmp_path / "unused", "2011_09_26", KITTI_DRIVE, "0000000005", "val")
+    place_kitti_frame(shared_dir, tmp_path / "raw", tmp_path / "unused", "2011_09_26", KITTI_DRIVE, "0000000005", "val")
     with pytest.raises(DataError, match="data_depth_annotated.zip"):
         prepare_kitti_eigen(split, tmp_path / "raw", tmp_path / "gt", tmp_path / "out", ids=[frame_id], progress=False)
     with pytest.raises(DataError, match="not lines with ground truth"):
@@ -288,7 +233,7 @@ def test_malformed_split_lines_are_reported(tmp_path):
 def test_prepared_index_is_readable_by_pandas(shared_dir, tmp_path):
     # index.csv keeps ids as strings (leading zeros) for both datasets
     raw_root, depth_root, out = tmp_path / "raw", tmp_path / "annotated", tmp_path / "kitti"
-    _place_kitti(shared_dir, raw_root, depth_root, "2011_09_26", KITTI_DRIVE, "0000000050", "train")
+    place_kitti_frame(shared_dir, raw_root, depth_root, "2011_09_26", KITTI_DRIVE, "0000000050", "train")
     prepare_kitti_eigen(shared_dir / "mirror" / "eigen_test_files_with_gt.txt", raw_root, depth_root, out,
                         ids=[f"{KITTI_DRIVE}_sync_0000000050"], progress=False)
     table = pd.read_csv(out / "index.csv", dtype=str)

@@ -1,8 +1,11 @@
 """Determinism and atomic writes.
 
-* Two cold runs of the workflow with the same seeds, in two copies of the same checkout, give byte-identical files
-  under results/ (tables, CSVs, maps, weights, figures in PNG and PDF), except the Snakemake benchmark files and
-  the wall-clock keys (``*_seconds``) of the training metrics JSONs, which are compared with those keys removed.
+* Two cold runs of the workflow with the same seeds, in two copies of the same checkout, one with the test set in
+  1 shard and one in 3, give byte-identical files under results/ (tables, CSVs, weights, figures in PNG and PDF),
+  except the per-shard files themselves, the Snakemake benchmark files and the wall-clock keys (``*_seconds``) of
+  the training metrics JSONs, which are compared with those keys removed. One pair of runs proves both claims:
+  a run is repeatable, and sharding never changes a result (each image's numbers come from per-image seeds; the
+  merge rules sort).
 * ``$DEPTHXAI_DETERMINISTIC`` makes :func:`depthxai.device.resolve_device` turn on PyTorch's deterministic mode.
 * Every writer of the package goes through :func:`depthxai.fileio.atomic_path` (checked on the source), and a
   writer that fails or is killed halfway leaves no file at the destination.
@@ -39,16 +42,22 @@ from depthxai.models import read_state_dict, save_state_dict
 TIMING_KEY_SUFFIX = "_seconds"
 
 
-def determinism_config() -> dict:
-    """tests/data/tiny_config.yaml with one model, the methods whose outputs are files of their own (Saliency, the
-    random baseline, the explainer with its trained weights), both figure formats, and no science stage (its
-    nine more jobs would double the time of a test that already runs the workflow twice)."""
+def determinism_config(shards: int) -> dict:
+    """tests/data/tiny_config.yaml with one model, the gradient methods, the random baseline and the explainer with
+    its trained weights, both figure formats, the test set in ``shards`` shards, and no science stage (its nine
+    more jobs would double the time of a test that already runs the workflow twice)."""
     config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
     config["models"] = {"meter_xxs": config["models"]["meter_xxs"]}
-    config["methods"] = {name: config["methods"][name] for name in ("saliency", "random", "explainer")}
+    config["methods"] = {name: config["methods"][name] for name in ("saliency", "ig", "random", "explainer")}
     config["science"] = {"enabled": False}
     config["report"]["formats"] = ["png", "pdf"]
+    config["shards"] = shards
     return config
+
+
+def is_per_shard(name: str) -> bool:
+    """Files that exist per shard (predictions, maps, per-shard scores): their split differs by design."""
+    return "shard-" in Path(name).name
 
 
 def _snakemake(workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -66,7 +75,7 @@ def result_files(workdir: Path) -> dict[str, Path]:
     """Every file under results/ except the benchmark timings, by relative path."""
     results = workdir / "results"
     return {str(p.relative_to(results)): p for p in sorted(results.rglob("*"))
-            if p.is_file() and p.relative_to(results).parts[0] != "benchmarks"}
+            if p.is_file() and p.relative_to(results).parts[0] != "benchmarks" and not is_per_shard(p.name)}
 
 
 def without_timings(obj: object) -> object:
@@ -96,8 +105,9 @@ def differing_files(first: Path, second: Path) -> tuple[list[str], list[str]]:
 @pytest.fixture(scope="module")
 def two_cold_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
     first = copy_checkout(tmp_path_factory.mktemp("run_a"))
-    (first / "config_test.yaml").write_text(yaml.safe_dump(determinism_config()))
     second = _clone(first, tmp_path_factory.mktemp("run_b") / "checkout")
+    for workdir, shards in ((first, 1), (second, 3)):
+        (workdir / "config_test.yaml").write_text(yaml.safe_dump(determinism_config(shards)))
     start = time.perf_counter()
     for workdir in (first, second):
         done = _snakemake(workdir)
@@ -110,10 +120,56 @@ def test_two_cold_runs_are_byte_identical(two_cold_runs: tuple[Path, Path, float
     first, second, seconds_per_run = two_cold_runs
     compared, differ = differing_files(first, second)
     kinds = {Path(name).suffix for name in compared}
-    assert {".csv", ".npz", ".pt", ".png", ".pdf", ".md", ".tex", ".json"} <= kinds, kinds
+    assert {".csv", ".pt", ".png", ".pdf", ".md", ".tex", ".json"} <= kinds, kinds
     assert any(name.endswith("explainer.pt") for name in compared)
     assert differ == [], f"{len(differ)} of {len(compared)} files differ between two cold runs: {differ}"
     print(f"\n{len(compared)} result files byte-identical; {seconds_per_run:.0f} s per cold run")
+
+
+def per_image_arrays(stage_dir: Path) -> dict[str, np.ndarray]:
+    """Every image's arrays of a stage's shard files, by member (``maps/<id>``, ``native/<id>``), and each image's
+    convergence delta (``convergence_delta/<id>``), whatever the shard that holds it."""
+    arrays: dict[str, np.ndarray] = {}
+    for shard in sorted(stage_dir.glob("shard-*.npz")):
+        with np.load(shard, allow_pickle=False) as data:
+            ids = data["ids"].astype(str)
+            for member in data.files:
+                if "/" in member:
+                    arrays[member] = data[member]
+            if "convergence_delta" in data.files:
+                arrays.update({f"convergence_delta/{i}": v for i, v in zip(ids, data["convergence_delta"])})
+    return arrays
+
+
+@pytest.mark.slow
+def test_maps_and_predictions_are_bitwise_equal_per_image(two_cold_runs: tuple[Path, Path, float]) -> None:
+    one, three, _ = two_cold_runs
+    stages = sorted({p.parent.relative_to(one) for p in (one / "results").rglob("shard-*.npz")})
+    assert {s.parts[1] for s in stages} == {"predictions", "attributions"} and len(stages) == 5, stages
+    for stage in stages:
+        a, b = per_image_arrays(one / stage), per_image_arrays(three / stage)
+        assert sorted(a) == sorted(b) and a, stage
+        for member, array in a.items():
+            assert array.dtype == b[member].dtype and np.array_equal(array, b[member], equal_nan=True), (stage, member)
+        # and the provenance recorded with the maps does not depend on the sharding
+        first_one, first_three = (sorted((run / stage).glob("shard-*.npz"))[0] for run in (one, three))
+        with np.load(first_one) as x, np.load(first_three) as y:
+            if "meta" in x.files:
+                assert json.loads(str(x["meta"])) == json.loads(str(y["meta"])), stage
+
+
+@pytest.mark.slow
+def test_three_shards_give_the_results_of_one(two_cold_runs: tuple[Path, Path, float]) -> None:
+    one, three, _ = two_cold_runs
+    for stage in ("predictions/synthindoor/meter_xxs", "attributions/synthindoor/meter_xxs/ig"):
+        assert len(list((one / "results" / stage).glob("shard-*.npz"))) == 1, stage
+        assert len(list((three / "results" / stage).glob("shard-*.npz"))) == 3, stage
+    # the merged tables hold every image once, whatever the sharding (their bytes: the test above)
+    scores = pd.read_csv(three / "results" / "evaluation" / "scores.csv")
+    n_test = determinism_config(3)["datasets"]["synthindoor"]["n_test"]
+    for method in ("saliency", "ig", "random", "explainer"):
+        rows = scores[(scores["method"] == method) & (scores["metric"] == "infidelity")]
+        assert sorted(rows["image_id"]) == sorted(set(rows["image_id"])) and len(rows) == n_test, method
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Determinism and atomic writes.
 
 * Two cold runs of the workflow with the same seeds, in two copies of the same checkout, one with the test set in
-  1 shard and one in 2, give byte-identical files under results/ (tables, CSVs, weights, figures in PNG and PDF),
+  1 shard and one in 3, give byte-identical files under results/ (tables, CSVs, weights, figures in PNG and PDF),
   except the per-shard files themselves, the Snakemake benchmark files and the wall-clock keys (``*_seconds``) of
   the training metrics JSONs, which are compared with those keys removed. One pair of runs proves both claims:
   a run is repeatable, and sharding never changes a result (each image's numbers come from per-image seeds; the
@@ -107,7 +107,7 @@ def differing_files(first: Path, second: Path) -> tuple[list[str], list[str]]:
 def two_cold_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
     first = copy_checkout(tmp_path_factory.mktemp("run_a"))
     second = _clone(first, tmp_path_factory.mktemp("run_b") / "checkout")
-    for workdir, shards in ((first, 1), (second, 2)):
+    for workdir, shards in ((first, 1), (second, 3)):
         (workdir / "config_test.yaml").write_text(yaml.safe_dump(determinism_config(shards)))
     start = time.perf_counter()
     runs = [_start_snakemake(workdir) for workdir in (first, second)]
@@ -145,30 +145,30 @@ def per_image_arrays(stage_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_maps_and_predictions_are_bitwise_equal_per_image(two_cold_runs: tuple[Path, Path, float]) -> None:
-    one, two, _ = two_cold_runs
+    one, three, _ = two_cold_runs
     stages = sorted({p.parent.relative_to(one) for p in (one / "results").rglob("shard-*.npz")})
     assert {s.parts[1] for s in stages} == {"predictions", "attributions"} and len(stages) == 4, stages
     for stage in stages:
-        a, b = per_image_arrays(one / stage), per_image_arrays(two / stage)
+        a, b = per_image_arrays(one / stage), per_image_arrays(three / stage)
         assert sorted(a) == sorted(b) and a, stage
         for member, array in a.items():
             assert array.dtype == b[member].dtype and np.array_equal(array, b[member], equal_nan=True), (stage, member)
         # and the provenance recorded with the maps does not depend on the sharding
-        first_one, first_two = (sorted((run / stage).glob("shard-*.npz"))[0] for run in (one, two))
-        with np.load(first_one) as x, np.load(first_two) as y:
+        first_one, first_three = (sorted((run / stage).glob("shard-*.npz"))[0] for run in (one, three))
+        with np.load(first_one) as x, np.load(first_three) as y:
             if "meta" in x.files:
                 assert json.loads(str(x["meta"])) == json.loads(str(y["meta"])), stage
 
 
 @pytest.mark.slow
-def test_two_shards_give_the_results_of_one(two_cold_runs: tuple[Path, Path, float]) -> None:
-    one, two, _ = two_cold_runs
+def test_three_shards_give_the_results_of_one(two_cold_runs: tuple[Path, Path, float]) -> None:
+    one, three, _ = two_cold_runs
     for stage in ("predictions/synthindoor/meter_xxs", "attributions/synthindoor/meter_xxs/saliency"):
         assert len(list((one / "results" / stage).glob("shard-*.npz"))) == 1, stage
-        assert len(list((two / "results" / stage).glob("shard-*.npz"))) == 2, stage
+        assert len(list((three / "results" / stage).glob("shard-*.npz"))) == 3, stage
     # the merged tables hold every image once, whatever the sharding (their bytes: the test above)
-    scores = pd.read_csv(two / "results" / "evaluation" / "scores.csv")
-    n_test = determinism_config(2)["datasets"]["synthindoor"]["n_test"]
+    scores = pd.read_csv(three / "results" / "evaluation" / "scores.csv")
+    n_test = determinism_config(3)["datasets"]["synthindoor"]["n_test"]
     for method in ("saliency", "random", "explainer"):
         rows = scores[(scores["method"] == method) & (scores["metric"] == "infidelity")]
         assert sorted(rows["image_id"]) == sorted(set(rows["image_id"])) and len(rows) == n_test, method

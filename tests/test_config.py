@@ -128,6 +128,24 @@ def test_config_errors_name_the_key(raw_config: dict[str, Any], case: str, chang
         validate_config(config)
 
 
+def test_explainer_needs_a_train_split_in_every_dataset(raw_config: dict[str, Any]) -> None:
+    # the paper preset prepares only the real test splits: the explainer cannot train there
+    paper = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "paper.yaml").read_text())
+    paper["methods"]["explainer"] = {}
+    with pytest.raises(ConfigError, match=r"config key methods\.explainer: .*dataset 'nyu' \(nyu\) has only its test "
+                                          r"split prepared"):
+        validate_config(paper)
+    # a synthetic dataset with downloaded weights but no train images
+    config = copy.deepcopy(raw_config)
+    config["downloads"] = {"ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}
+    config["models"] = {"meter_xxs": {"weights": {"synthindoor": "train", "synthroad": "ckpt"}}}
+    config["datasets"]["synthroad"]["n_train"] = 0
+    with pytest.raises(ConfigError, match=r"config key datasets\.synthroad\.n_train: methods\.explainer trains on it"):
+        validate_config(config)
+    del config["methods"]["explainer"]
+    assert validate_config(config)["datasets"]["synthroad"]["n_train"] == 0
+
+
 def test_download_keys_make_weights_valid(raw_config: dict[str, Any]) -> None:
     config = copy.deepcopy(raw_config)
     config["downloads"] = {"meter_ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}

@@ -131,6 +131,15 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
+    if "explainer" in config["methods"]:
+        # The explainer trains on each dataset's train split; the real datasets' rules prepare only the test split.
+        for name, spec in datasets.items():
+            if spec["source"] != "synthetic":
+                raise ConfigError(f"config key methods.explainer: it trains on the train split of every dataset, and "
+                                  f"dataset {name!r} ({spec['source']}) has only its test split prepared; remove the "
+                                  "explainer from methods or study a synthetic dataset")
+            if spec.get("n_train", 0) < 1:
+                raise ConfigError(f"config key datasets.{name}.n_train: methods.explainer trains on it, so it must be >= 1")
     if config["science"]["enabled"]:
         for name, spec in datasets.items():
             n_test = len(spec["ids"]) if "ids" in spec else spec.get("n_test")

@@ -6,10 +6,13 @@ Fixtures in the exact upstream formats, built from the real frames (one implemen
 - NYU Depth v2: :func:`write_nyu_labeled` writes an ``nyu_depth_v2_labeled.mat`` look-alike (MATLAB v7.3, i.e.
   HDF5 behind MATLAB's 512-byte header, arrays stored with their axes reversed) holding the 8 real test frames
   at their true 0-based indices; every other frame is all zero and costs no disk space (unwritten HDF5 chunks).
-  :func:`write_nyu_splits` writes a MATLAB v5 ``splits.mat``.
+  :func:`write_nyu_splits` writes a MATLAB v5 ``splits.mat``. Optionally some other frames (train frames) get
+  content of their own (:func:`nyu_train_pixels`), so that a test can tell which frame was read.
 - KITTI: :func:`place_kitti_frame` files one real frame into a raw-drive / annotated-depth folder tree with the
   Eigen naming; :func:`write_kitti_archives` packs such trees into ``<drive>_sync.zip`` and
-  ``data_depth_annotated.zip`` as the KITTI servers lay them out.
+  ``data_depth_annotated.zip`` as the KITTI servers lay them out. :func:`write_eigen_train_split` writes an Eigen
+  train split file in the real format (lines shuffled, as in the real file) and :func:`kitti_train_pixels` the
+  pixels of its frames.
 
 Reference evaluation (:func:`reference_metrics`): the nine accuracy metrics of one prediction, written here from
 the protocol's definition (BTS / PixelFormer ``compute_errors``: clip the prediction to [1e-3, cap], keep
@@ -58,8 +61,18 @@ def read_png(path: Path) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------------ NYU
 
 
+def nyu_train_pixels(shared_dir: Path, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Content of the non-test frame ``index``: a real test frame mirrored and rolled by ``index`` columns, so
+    that every index has its own pixels. Returns (480, 640, 3) uint8 RGB and (480, 640) uint16 depth (mm)."""
+    data = shared_dir / "data" / "nyu_test"
+    source = NYU_REAL[index % len(NYU_REAL)]
+    rgb = read_png(data / f"{source:05d}_colors.png")[:, ::-1]
+    depth = read_png(data / f"{source:05d}_depth.png")[:, ::-1]
+    return np.ascontiguousarray(np.roll(rgb, index, axis=1)), np.ascontiguousarray(np.roll(depth, index, axis=1))
+
+
 def write_nyu_labeled(shared_dir: Path, path: Path, n_frames: int, *, hole_fraction: float = 0.15,
-                      seed: int = 0) -> dict[str, dict[int, np.ndarray]]:
+                      seed: int = 0, train_frames: tuple[int, ...] = ()) -> dict[str, dict[int, np.ndarray]]:
     """Write an ``nyu_depth_v2_labeled.mat`` look-alike with the real test frames at their true indices.
 
     MATLAB's ``images`` (480, 640, 3, N) uint8 and ``depths`` / ``rawDepths`` (480, 640, N) single are stored
@@ -70,6 +83,7 @@ def write_nyu_labeled(shared_dir: Path, path: Path, n_frames: int, *, hole_fract
         shared_dir: the developer material (``../shared``).
         path: the ``.mat`` file to write.
         n_frames: frames in the file (:data:`NYU_LABELED_FRAMES` for the real size); must exceed ``max(NYU_REAL)``.
+        train_frames: further 0-based indices (not in :data:`NYU_REAL`) that get :func:`nyu_train_pixels`.
 
     Returns:
         ``{"rgb": {index: (480, 640, 3) uint8}, "depth_mm": {index: (480, 640) uint16}, "holes": {index: bool}}``.
@@ -77,8 +91,11 @@ def write_nyu_labeled(shared_dir: Path, path: Path, n_frames: int, *, hole_fract
     data = shared_dir / "data" / "nyu_test"
     rgb = {i: read_png(data / f"{i:05d}_colors.png") for i in NYU_REAL}
     depth_mm = {i: read_png(data / f"{i:05d}_depth.png") for i in NYU_REAL}
+    assert not set(train_frames) & set(NYU_REAL)
+    for index in train_frames:
+        rgb[index], depth_mm[index] = nyu_train_pixels(shared_dir, index)
     rng = np.random.default_rng(seed)
-    holes = {i: rng.random(depth_mm[i].shape) < hole_fraction for i in NYU_REAL}
+    holes = {i: rng.random(depth_mm[i].shape) < hole_fraction for i in rgb}
     with h5py.File(path, "w", userblock_size=512) as f:
         kw = {"compression": "gzip", "compression_opts": 1}  # chunks of the all-zero frames are never written
         images = f.create_dataset("images", shape=(n_frames, 3, 640, 480), dtype=np.uint8, chunks=(1, 3, 640, 480),
@@ -87,9 +104,9 @@ def write_nyu_labeled(shared_dir: Path, path: Path, n_frames: int, *, hole_fract
         raws = f.create_dataset("rawDepths", shape=(n_frames, 640, 480), dtype=np.float32, chunks=(1, 640, 480), **kw)
         for dataset, cls in ((images, b"uint8"), (depths, b"single"), (raws, b"single")):
             dataset.attrs["MATLAB_class"] = np.bytes_(cls)
-        for index in NYU_REAL:
+        for index, frame_rgb in rgb.items():
             depth_m = depth_mm[index].astype(np.float32) / np.float32(1000)
-            images[index] = rgb[index].transpose(2, 1, 0)
+            images[index] = frame_rgb.transpose(2, 1, 0)
             depths[index] = depth_m.T
             raws[index] = np.where(holes[index], np.float32(0), depth_m).T
     text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015 HDF5 schema 1.00 ."
@@ -133,6 +150,34 @@ def place_kitti_frame(shared_dir: Path, raw_root: Path, depth_root: Path, date: 
             Image.fromarray(array).save(path)
 
 
+# Frame size of the rectified frames per recording day (2011_09_26 as the developer frames; another day smaller).
+KITTI_DAY_SIZE = {"2011_09_26": (375, 1242), "2011_09_28": (370, 1224), "2011_09_29": (374, 1238)}
+KITTI_FOCAL = {"2011_09_26": 721.5377, "2011_09_28": 707.0493, "2011_09_29": 718.3351}
+
+
+def kitti_train_pixels(drive: str, frame: str) -> tuple[np.ndarray, np.ndarray]:
+    """Content of a fixture train frame, its own for every (drive, frame): smooth colour ramps (cheap PNGs) and a
+    sparse uint16 ground truth (value / 256 = metres, 0 = no LiDAR point), at its recording day's frame size."""
+    height, width = KITTI_DAY_SIZE[drive[:10]]
+    seed = int(drive[-4:]) * 10_000 + int(frame)
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:height, 0:width]
+    phase = rng.integers(0, 256, size=3)
+    rgb = np.stack([(rows * (c + 1) // 3 + cols // (c + 2) + phase[c]) % 256 for c in range(3)], axis=-1)
+    depth = np.where(rng.random((height, width)) < 0.05, (rows + 1) * 64 + seed % 997, 0)
+    return rgb.astype(np.uint8), depth.astype(np.uint16)
+
+
+def write_eigen_train_split(path: Path, frames: dict[str, list[str]], seed: int = 0) -> None:
+    """An Eigen train split file in the real format (``<rgb> <gt> <focal>``, every line with ground truth), its
+    lines shuffled as in the real file; ``frames`` maps a drive (``2011_09_26_drive_0001``) to its frame numbers."""
+    lines = [f"{drive[:10]}/{drive}_sync/image_02/data/{frame}.png "
+             f"{drive}_sync/proj_depth/groundtruth/image_02/{frame}.png {KITTI_FOCAL[drive[:10]]}"
+             for drive, numbers in frames.items() for frame in numbers]
+    order = np.random.default_rng(seed).permutation(len(lines))
+    path.write_text("\n".join(lines[i] for i in order) + "\n")
+
+
 def _zip_tree(root: Path, archive: Path) -> None:
     """Zip every file under ``root`` with paths relative to it (PNGs are compressed already: stored)."""
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -140,7 +185,8 @@ def _zip_tree(root: Path, archive: Path) -> None:
             zf.write(path, path.relative_to(root).as_posix())
 
 
-def write_kitti_archives(shared_dir: Path, dest_dir: Path) -> dict[str, Path]:
+def write_kitti_archives(shared_dir: Path, dest_dir: Path,
+                         train_frames: dict[str, list[str]] | None = None) -> dict[str, Path]:
     """The two real KITTI frames as the KITTI downloads hold them, in ``dest_dir``.
 
     ``<drive>_sync.zip`` unpacks to ``<date>/<drive>_sync/image_02/data/<frame>.png``; ``data_depth_annotated.zip``
@@ -148,8 +194,12 @@ def write_kitti_archives(shared_dir: Path, dest_dir: Path) -> dict[str, Path]:
     second under val/). Each archive also holds an entry the workflow must not extract (another camera's
     data), as the real ones hold far more than the Eigen test frames.
 
+    ``train_frames`` (drive -> frame numbers) adds train frames (:func:`kitti_train_pixels`): one
+    ``<drive>_sync.zip`` per drive, their ground truth under ``train/`` of the same annotated-depth zip.
+
     Returns:
-        ``{"raw": <drive>_sync.zip, "depth": data_depth_annotated.zip}``.
+        ``{"raw": <drive>_sync.zip, "depth": data_depth_annotated.zip}``, plus ``<drive>: <drive>_sync.zip`` per
+        train drive.
     """
     staging = dest_dir / "kitti_staging"
     raw_root, depth_root = staging / "raw", staging / "annotated"
@@ -160,7 +210,15 @@ def write_kitti_archives(shared_dir: Path, dest_dir: Path) -> dict[str, Path]:
     for path in unused:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not part of the Eigen test split\n")
+    train_raw_root = staging / "train_raw"
     archives = {"raw": dest_dir / f"{KITTI_DRIVE}_sync.zip", "depth": dest_dir / "data_depth_annotated.zip"}
+    for drive, numbers in (train_frames or {}).items():
+        for frame in numbers:
+            rgb, depth = kitti_train_pixels(drive, frame)
+            place_kitti_frame(shared_dir, train_raw_root / drive, depth_root, drive[:10], drive, frame, "train", rgb,
+                              depth)
+        archives[drive] = dest_dir / f"{drive}_sync.zip"
+        _zip_tree(train_raw_root / drive, archives[drive])
     _zip_tree(raw_root, archives["raw"])
     _zip_tree(depth_root, archives["depth"])
     shutil.rmtree(staging)

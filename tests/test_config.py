@@ -128,13 +128,88 @@ def test_config_errors_name_the_key(raw_config: dict[str, Any], case: str, chang
         validate_config(config)
 
 
-def test_explainer_needs_a_train_split_in_every_dataset(raw_config: dict[str, Any]) -> None:
-    # the paper preset prepares only the real test splits: the explainer cannot train there
-    paper = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "paper.yaml").read_text())
-    paper["methods"]["explainer"] = {}
-    with pytest.raises(ConfigError, match=r"config key methods\.explainer: .*dataset 'nyu' \(nyu\) has only its test "
-                                          r"split prepared"):
+PAPER_TRAIN_DRIVES = ["2011_09_26_drive_0001", "2011_09_26_drive_0015", "2011_09_26_drive_0019", "2011_09_29_drive_0004"]
+
+
+@pytest.fixture()
+def paper() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+
+
+def test_paper_preset_trains_the_explainer_on_real_train_frames(paper: dict[str, Any]) -> None:
+    from depthxai.config import download_keys
+
+    resolved = validate_config(paper)
+    assert "explainer" in resolved["methods"]
+    assert resolved["datasets"]["nyu"]["train"] == {"every": 1}
+    assert resolved["datasets"]["kitti"]["train"] == {"drives": PAPER_TRAIN_DRIVES, "every": 2}
+    downloads = resolved["downloads"]
+    kitti_roles = resolved["datasets"]["kitti"]["downloads"]
+    # the test role's pattern must not pull in the train drives, and the train role holds exactly them
+    test_raw = download_keys(kitti_roles["raw"], downloads)
+    train_raw = download_keys(kitti_roles["train_raw"], downloads)
+    assert len(test_raw) == 28 and not set(test_raw) & set(train_raw)
+    assert sorted(downloads[k]["filename"] for k in train_raw) == [f"{d}_sync.zip" for d in PAPER_TRAIN_DRIVES]
+    for key in train_raw:
+        drive = downloads[key]["filename"].removesuffix("_sync.zip")
+        assert downloads[key]["url"] == f"https://s3.eu-central-1.amazonaws.com/avg-kitti/raw_data/{drive}/{drive}_sync.zip"
+        assert downloads[key]["extract_members"] == [f"{drive[:10]}/{drive}_sync/image_02/data/*"]
+        assert downloads[key]["extract_dir"] == "kitti_raw"
+    split = downloads[kitti_roles["train_split_file"]]
+    assert split["url"].endswith("/bb0ae9f3108666328c406c500497ddedc4479891/data_splits/eigen_train_files_with_gt.txt")
+    assert (split["size"], split["sha256"]) == (3467886, "3655308ee4a017094dc620402db3fc587d769cfbfa9a16c6d0f8de6dcbe109ec")
+
+
+EXPLAINER_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("nyu without train frames", drop("datasets.nyu.train"), (r"config key datasets\.nyu\.train: methods\.explainer "
+     r"trains on the train split of every dataset, and 'nyu' prepares only its test split")),
+    ("kitti without train frames", drop("datasets.kitti.train"), r"config key datasets\.kitti\.train: methods\.explainer"),
+    ("kitti train without drives", put("datasets.kitti.train", {"every": 3}),
+     r"config key datasets\.kitti\.train\.drives: required"),
+    ("empty drive list", put("datasets.kitti.train.drives", []), r"config key datasets\.kitti\.train\.drives: "),
+    ("malformed drive", put("datasets.kitti.train.drives", ["2011_09_26_0001"]),
+     r"config key datasets\.kitti\.train\.drives\.0: .*does not match"),
+    ("every 0", put("datasets.nyu.train.every", 0), r"config key datasets\.nyu\.train\.every: 0 is less than"),
+    ("drives for nyu", put("datasets.nyu.train.drives", PAPER_TRAIN_DRIVES), r"config key datasets\.nyu\.train\.drives: kitti only"),
+    ("train drive without archive", put("datasets.kitti.train.drives", [*PAPER_TRAIN_DRIVES, "2011_09_26_drive_0057"]),
+     r"config key datasets\.kitti\.train\.drives: drive 2011_09_26_drive_0057 has no archive"),
+    ("train role missing", drop("datasets.kitti.downloads.train_raw"),
+     r"config key datasets\.kitti\.downloads\.train_raw: required"),
+    ("train split role missing", drop("datasets.kitti.downloads.train_split_file"),
+     r"config key datasets\.kitti\.downloads\.train_split_file: required"),
+    ("train drive ground truth not extracted",
+     lambda c: c["downloads"]["kitti_depth_annotated"]["extract_members"].pop(),  # the last: drive 0004 of 09_29
+     r"config key datasets\.kitti\.train\.drives: the ground truth of drive 2011_09_29_drive_0004 is not extracted"),
+    ("train drives elsewhere", put("downloads.kitti_train_raw_2011_09_26_drive_0015.extract_dir", "kitti_train"),
+     r"config key datasets\.kitti\.downloads\.train_raw: .*must share one extract_dir"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "message"), EXPLAINER_CASES, ids=[c[0] for c in EXPLAINER_CASES])
+def test_real_train_frames_errors_name_the_key(paper: dict[str, Any], case: str, change: Callable,
+                                                message: str) -> None:
+    change(paper)
+    with pytest.raises(ConfigError, match=message):
         validate_config(paper)
+
+
+def test_train_frames_are_optional_without_the_explainer(paper: dict[str, Any], raw_config: dict[str, Any]) -> None:
+    del paper["methods"]["explainer"]
+    for name in ("nyu", "kitti"):
+        del paper["datasets"][name]["train"]
+    # the train download roles are then unused and may stay or go
+    assert "train" not in validate_config(paper)["datasets"]["kitti"]
+    for role in ("train_split_file", "train_raw"):
+        del paper["datasets"]["kitti"]["downloads"][role]
+    validate_config(paper)
+    # a synthetic dataset renders its train images: `train` is refused there
+    config = copy.deepcopy(raw_config)
+    config["datasets"]["synthroad"]["train"] = {"every": 1}
+    with pytest.raises(ConfigError, match=r"config key datasets\.synthroad\.train: only for nyu and kitti"):
+        validate_config(config)
+
+
+def test_explainer_needs_synthetic_train_images(raw_config: dict[str, Any]) -> None:
     # a synthetic dataset with downloaded weights but no train images
     config = copy.deepcopy(raw_config)
     config["downloads"] = {"ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}

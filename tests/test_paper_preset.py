@@ -2,30 +2,37 @@
 METER XXS checkpoints, restricted to what can be had offline.
 
 The preset is loaded as it is and changed only where this machine forces it: the mirror folder, CPU, one
-thread, the METER XXS model only (its checkpoints are the mirrored ones), cheaper method and evaluation settings,
-the science stage off (KITTI has 2 frames here, its localisation mosaics need 4), PNG figures only, and the
-datasets restricted to the real sample ids. The mirror holds
+thread, the METER XXS model only (its checkpoints are the mirrored ones), cheaper method and evaluation settings
+(the learned explainer included: it trains on the train frames below), the science stage off (KITTI has 2 frames
+here, its localisation mosaics need 4), PNG figures only, the datasets' test splits restricted to the real sample
+ids and NYU's train frames to every 200th (4). The mirror holds
 
 - the real files of ../shared/mirror (both checkpoints, splits.mat, both split files), which keep the sha256 the
   preset pins for them: the download rule verifies them exactly as it would for a user;
 - in place of the 2.8 GB nyu_depth_v2_labeled.mat, the 28 raw KITTI drives and the 14 GB annotated depth, files
   in the exact upstream formats holding the real sample frames (tests/real_fixtures.py): a MATLAB v7.3 file with
-  all 1449 frame slots (the real splits.mat indexes into it; frames other than the 8 samples are empty), and
-  the two KITTI zips laid out as the KITTI servers lay them out. Their downloads entries get the fixtures' own
-  sha256 and size.
+  all 1449 frame slots (the real splits.mat indexes into it; frames other than the 8 samples are empty, except
+  the 4 selected train frames, which get pixels of their own), and the two KITTI zips laid out as the KITTI
+  servers lay them out;
+- in place of the Eigen train split file and the preset's 4 raw train drives: a train split file in the real
+  format with 2 frames of each of those drives (and of one drive the preset does not select), and one zip per
+  drive; their ground truth is in the annotated-depth zip. The downloads entries of all these fixtures get the
+  fixtures' own sha256 and size.
 
-The downloads table keeps only these mirrored entries (the other 27 raw drives, METER XS/S and PixelFormer are
-not mirrored); everything else of the preset (datasets' download roles and patterns, extract_members, stats,
-attribution target, ...) is used as it is.
+The downloads table keeps only these mirrored entries (the other 27 raw test drives, METER XS/S and PixelFormer
+are not mirrored); everything else of the preset (datasets' download roles and patterns, the KITTI train
+selection, extract_members, stats, attribution target, ...) is used as it is.
 
-Run time: about 145 s on 2 CPU cores shared with another test run (load average 3-4), of which the Snakemake
-DAG takes 143 s (41 jobs; the 8 evaluate jobs are the largest part).
+Run time: about 300 s on 2 CPU cores shared with other test runs (load average 5), nearly all of it the Snakemake
+DAG (51 jobs; 145 s and 41 jobs at load 3-4 before the explainer joined). The explainer's 6 jobs (train_explainer,
+attribute, evaluate per dataset) are about a quarter of the summed job time; the evaluate jobs the largest part.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -38,13 +45,16 @@ import pytest
 import yaml
 from conftest import REPO, copy_checkout
 from PIL import Image
-from real_fixtures import (KITTI_DRIVE, NYU_LABELED_FRAMES, RealSample, predict_with_cli, read_png, real_samples,
-                           reference_metrics, write_kitti_archives, write_nyu_labeled)
+from real_fixtures import (KITTI_DRIVE, NYU_LABELED_FRAMES, RealSample, kitti_train_pixels, nyu_train_pixels,
+                           predict_with_cli, read_png, real_samples, reference_metrics, write_eigen_train_split,
+                           write_kitti_archives, write_nyu_labeled)
+
+from depthxai.data.nyu import read_nyu_splits
 
 pytestmark = pytest.mark.slow
 
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-METHODS = ["ig", "random", "rollout", "saliency"]
+METHODS = ["explainer", "ig", "random", "rollout", "saliency"]
 DATASETS = ["kitti", "nyu"]
 MODEL = "meter_xxs"
 # downloads keys of the real files the preset pins, by their name in ../shared/mirror
@@ -52,6 +62,15 @@ REAL_DOWNLOADS = {"meter_xxs_nyu": "build_model_best_nyu_xxs", "meter_xxs_kitti"
                   "nyu_splits": "splits.mat", "nyu_test_files": "nyudepthv2_test_files_with_gt.txt",
                   "kitti_eigen_test_split": "eigen_test_files_with_gt.txt"}
 RAW_KEY = f"kitti_raw_{KITTI_DRIVE}"
+NYU_TRAIN_EVERY = 200  # of the 795 official train frames: 4
+# one step over the 4 train frames per dataset, one target kind (the test-split check of train_explainer runs every
+# kind), the CPU-sized net
+EXPLAINER_TEST = {"epochs": 1, "batch_size": 8, "width": 8, "target_kinds": ["mean"]}
+KITTI_TRAIN = PAPER["datasets"]["kitti"]["train"]
+# 2 frames of each train drive of the preset (every 2nd: 1 each), plus a drive it does not select (never fetched,
+# never prepared)
+KITTI_TRAIN_FILE_FRAMES = {drive: [f"{n:010d}" for n in (5, 6)]
+                           for drive in [*KITTI_TRAIN["drives"], "2011_09_26_drive_0057"]}
 TIMEOUT_S = 900
 
 
@@ -70,12 +89,28 @@ def _build_mirror(shared_dir: Path, mirror: Path) -> dict[str, Path]:
     for name in REAL_DOWNLOADS.values():
         (mirror / name).symlink_to(shared_dir / "mirror" / name)
     labeled = mirror / PAPER["downloads"]["nyu_labeled"]["filename"]
-    write_nyu_labeled(shared_dir, labeled, NYU_LABELED_FRAMES)
-    archives = write_kitti_archives(shared_dir, mirror)
-    fixtures = {"nyu_labeled": labeled, "kitti_depth_annotated": archives["depth"], RAW_KEY: archives["raw"]}
+    write_nyu_labeled(shared_dir, labeled, NYU_LABELED_FRAMES, train_frames=tuple(_nyu_train_indices(shared_dir)))
+    train_frames = {drive: KITTI_TRAIN_FILE_FRAMES[drive] for drive in KITTI_TRAIN["drives"]}
+    archives = write_kitti_archives(shared_dir, mirror, train_frames)
+    train_split = mirror / PAPER["downloads"]["kitti_eigen_train_split"]["filename"]
+    write_eigen_train_split(train_split, KITTI_TRAIN_FILE_FRAMES)
+    fixtures = {"nyu_labeled": labeled, "kitti_depth_annotated": archives["depth"], RAW_KEY: archives["raw"],
+                "kitti_eigen_train_split": train_split}
+    fixtures.update({f"kitti_train_raw_{drive}": archives[drive] for drive in KITTI_TRAIN["drives"]})
     for key, path in fixtures.items():  # the archives must carry the names the preset downloads them as
         assert path.name == PAPER["downloads"][key]["filename"], key
     return fixtures
+
+
+def _nyu_train_indices(shared_dir: Path) -> list[int]:
+    """0-based indices of the NYU train frames the test config selects (every NYU_TRAIN_EVERY-th)."""
+    return [int(i) for i in read_nyu_splits(shared_dir / "mirror" / "splits.mat")["train"][::NYU_TRAIN_EVERY]]
+
+
+def _kitti_train_ids() -> list[str]:
+    """Ids of the KITTI train frames the preset's selection (every k-th by frame number) takes from the fixture."""
+    return sorted(f"{drive}_sync_{frame}" for drive in KITTI_TRAIN["drives"]
+                  for frame in KITTI_TRAIN_FILE_FRAMES[drive][::KITTI_TRAIN["every"]])
 
 
 def _test_config(mirror: Path, fixtures: dict[str, Path], samples: list[RealSample]) -> dict:
@@ -83,13 +118,15 @@ def _test_config(mirror: Path, fixtures: dict[str, Path], samples: list[RealSamp
     config.update(mirror=str(mirror), device="cpu", threads=1)
     config["models"] = {MODEL: PAPER["models"][MODEL]}
     config["methods"] = {"saliency": PAPER["methods"]["saliency"], "ig": dict(PAPER["methods"]["ig"], n_steps=4),
-                         "rollout": PAPER["methods"]["rollout"], "random": PAPER["methods"]["random"]}
+                         "rollout": PAPER["methods"]["rollout"], "random": PAPER["methods"]["random"],
+                         "explainer": dict(PAPER["methods"]["explainer"], **EXPLAINER_TEST)}
     config["science"] = {"enabled": False}
     config["evaluation"]["fractions"] = [0.0, 0.1, 0.5]
     config["evaluation"]["infidelity"]["n_perturb_samples"] = 2
     config["report"]["formats"] = ["png"]
     for dataset in DATASETS:
         config["datasets"][dataset]["ids"] = [s.image_id for s in samples if s.dataset == dataset]
+    config["datasets"]["nyu"]["train"] = {"every": NYU_TRAIN_EVERY}
     # Only the mirrored files: the real ones keep the preset's pinned hashes, the fixtures get their own.
     config["downloads"] = {key: PAPER["downloads"][key] for key in REAL_DOWNLOADS}
     for key, path in fixtures.items():
@@ -155,6 +192,14 @@ def test_archives_are_extracted_selectively(paper_run):
     assert not (drive / "image_03").exists()  # outside the preset's extract_members
     groundtruth = downloads / "kitti_depth_annotated" / "train" / f"{KITTI_DRIVE}_sync" / "proj_depth" / "groundtruth"
     assert sorted(p.name for p in groundtruth.iterdir()) == ["image_02"]
+    # the train drives extract next to the test drive (one raw root), their ground truth from the same archive
+    for drive in KITTI_TRAIN["drives"]:
+        frames = [f"{frame}.png" for frame in KITTI_TRAIN_FILE_FRAMES[drive]]
+        raw = downloads / "kitti_raw" / drive[:10] / f"{drive}_sync" / "image_02" / "data"
+        assert sorted(p.name for p in raw.iterdir()) == frames, drive
+        gt = downloads / "kitti_depth_annotated" / "train" / f"{drive}_sync" / "proj_depth" / "groundtruth" / "image_02"
+        assert sorted(p.name for p in gt.iterdir()) == frames, drive
+    assert not list((downloads / "kitti_raw").glob("*/2011_09_26_drive_0057_sync"))  # in the file, not selected
 
 
 def test_prepared_datasets_hold_the_real_frames(paper_run, samples):
@@ -164,7 +209,35 @@ def test_prepared_datasets_hold_the_real_frames(paper_run, samples):
         assert np.array_equal(read_png(root / "depth" / f"{sample.image_id}.png"), read_png(sample.depth))
     for dataset in DATASETS:
         index = pd.read_csv(paper_run / "results" / "data" / dataset / "index.csv", dtype=str)
-        assert sorted(index["id"]) == sorted(s.image_id for s in samples if s.dataset == dataset)
+        test = index[index["split"] == "test"]
+        assert sorted(test["id"]) == sorted(s.image_id for s in samples if s.dataset == dataset)
+
+
+def test_train_frames_are_prepared_and_the_explainer_trains_on_them(paper_run, shared_dir, samples):
+    data = paper_run / "results" / "data"
+    test_samples = {d: [s for s in samples if s.dataset == d] for d in DATASETS}
+    expected = {"nyu": [f"{i:05d}" for i in _nyu_train_indices(shared_dir)], "kitti": _kitti_train_ids()}
+    assert len(expected["nyu"]) == 4 and len(expected["kitti"]) == len(KITTI_TRAIN["drives"])
+    for dataset, ids in expected.items():
+        index = pd.read_csv(data / dataset / "index.csv", dtype=str)
+        assert sorted(index.loc[index["split"] == "train", "id"]) == ids, dataset
+        metrics = json.loads((paper_run / "results" / "models" / dataset / MODEL / "explainer_metrics.json").read_text())
+        assert metrics["n_train"] == len(ids) and metrics["n_test"] == len(test_samples[dataset]), dataset
+        assert metrics["model"] == f"{MODEL}_{dataset}" and metrics["steps"] == -(-len(ids) // EXPLAINER_TEST["batch_size"]), dataset
+    for index in _nyu_train_indices(shared_dir)[:2]:  # the right frames of the labeled file
+        rgb, depth_mm = nyu_train_pixels(shared_dir, index)
+        assert np.array_equal(read_png(data / "nyu" / "rgb" / f"{index:05d}.png"), rgb)
+        assert np.array_equal(read_png(data / "nyu" / "depth" / f"{index:05d}.png"), depth_mm)
+    drive, frame = KITTI_TRAIN["drives"][0], KITTI_TRAIN_FILE_FRAMES[KITTI_TRAIN["drives"][0]][0]
+    rgb, depth = kitti_train_pixels(drive, frame)
+    assert np.array_equal(read_png(data / "kitti" / "rgb" / f"{drive}_sync_{frame}.png"), rgb)
+    assert np.array_equal(read_png(data / "kitti" / "depth" / f"{drive}_sync_{frame}.png"), depth)
+    # the test-split consumers (mean colour, predictions) see only the test frames
+    for dataset in DATASETS:
+        test_rgb = [read_png(s.rgb) for s in test_samples[dataset]]
+        mean = np.mean([image.reshape(-1, 3).mean(axis=0) for image in test_rgb], axis=0) / 255
+        recorded = json.loads((data / f"{dataset}.mean_rgb.json").read_text())["mean_rgb"]
+        assert np.allclose(recorded, mean, atol=1e-9), dataset
 
 
 def test_accuracy_table_equals_the_independent_computation(paper_run, samples, reference):

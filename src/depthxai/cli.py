@@ -103,17 +103,20 @@ def run_prepare_nyu(args: argparse.Namespace) -> None:
     from depthxai.data.nyu import prepare_nyu
 
     info = prepare_nyu(args.labeled, args.splits, args.out, depth_source=args.depth_source, split=args.split,
-                       ids=args.ids, progress=not args.quiet)
+                       ids=args.ids, train_every=args.train_every, progress=not args.quiet)
     log.info("prepared %s (%s depth)", info.name, args.depth_source)
 
 
-@command("prepare-nyu", "prepare the NYU Depth v2 test split from nyu_depth_v2_labeled.mat and splits.mat")
+@command("prepare-nyu", "prepare the NYU Depth v2 test split (optionally train frames) from nyu_depth_v2_labeled.mat "
+         "and splits.mat")
 def _prepare_nyu_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labeled", type=Path, required=True, help="nyu_depth_v2_labeled.mat (MATLAB v7.3)")
     p.add_argument("--splits", type=Path, required=True, help="splits.mat")
     p.add_argument("--depth-source", choices=["filled", "raw"], default="filled")
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--ids", nargs="+", default=None, help="restrict to these ids (5 digits, 0-based)")
+    p.add_argument("--train-every", type=int, default=None, metavar="K",
+                   help="with --split test: also write every K-th official train frame (1 = all 795) as split=train")
     p.add_argument("--out", type=Path, required=True)
 
 
@@ -121,16 +124,23 @@ def run_prepare_kitti(args: argparse.Namespace) -> None:
     from depthxai.data.kitti import prepare_kitti_eigen
 
     info = prepare_kitti_eigen(args.split_file, args.raw_root, args.depth_root, args.out, ids=args.ids,
-                               progress=not args.quiet)
+                               train_split_file=args.train_split_file, train_drives=args.train_drives,
+                               train_every=args.train_every, progress=not args.quiet)
     log.info("prepared %s", info.name)
 
 
-@command("prepare-kitti", "prepare the KITTI Eigen test split (frames with ground truth) from the raw drives")
+@command("prepare-kitti", "prepare the KITTI Eigen test split (frames with ground truth; optionally train frames of a "
+         "few drives) from the raw drives")
 def _prepare_kitti_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-file", type=Path, required=True, help="eigen_test_files_with_gt.txt")
     p.add_argument("--raw-root", type=Path, required=True, help="folder the raw drive archives were extracted into")
     p.add_argument("--depth-root", type=Path, required=True, help="folder data_depth_annotated.zip was extracted into")
     p.add_argument("--ids", nargs="+", default=None)
+    p.add_argument("--train-split-file", type=Path, default=None,
+                   help="eigen_train_files_with_gt.txt: with --train-drives, also write train frames (split=train)")
+    p.add_argument("--train-drives", nargs="+", default=None, metavar="DRIVE",
+                   help="raw drives of the train frames, e.g. 2011_09_26_drive_0001 (extracted under --raw-root)")
+    p.add_argument("--train-every", type=int, default=1, metavar="K", help="every K-th train frame of each drive")
     p.add_argument("--out", type=Path, required=True)
 
 

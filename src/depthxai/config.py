@@ -9,6 +9,7 @@ raises :class:`~depthxai.errors.ConfigError` naming the offending key.
 from __future__ import annotations
 
 import copy
+import fnmatch
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -87,12 +88,12 @@ def _raise_first_error(errors: Any, section: str | None = None) -> None:
 
 #: The inputs each real dataset's preparation needs, by role (values of ``datasets.<name>.downloads``).
 REAL_DATASET_ROLES: dict[str, tuple[str, ...]] = {"nyu": ("labeled", "splits"), "kitti": ("split_file", "depth", "raw")}
+#: The further inputs of the train frames (``datasets.<name>.train``), by role: required only with ``train``.
+TRAIN_DATASET_ROLES: dict[str, tuple[str, ...]] = {"nyu": (), "kitti": ("train_split_file", "train_raw")}
 
 
 def download_keys(patterns: str | list[str], downloads: Mapping[str, Any]) -> list[str]:
     """The ``downloads`` keys named by a key or a list of keys / glob patterns, in config order, no repeats."""
-    import fnmatch
-
     wanted = [patterns] if isinstance(patterns, str) else list(patterns)
     return [key for key in downloads if any(fnmatch.fnmatchcase(key, p) for p in wanted)]
 
@@ -111,16 +112,18 @@ def _check_cross_references(config: dict[str, Any]) -> None:
         elif spec["source"] != name:
             raise ConfigError(f"config key datasets.{name}.source: dataset {name!r} must have source {name!r}")
         else:
-            roles = REAL_DATASET_ROLES[name]
+            roles = REAL_DATASET_ROLES[name] + TRAIN_DATASET_ROLES[name]
+            required = REAL_DATASET_ROLES[name] + (TRAIN_DATASET_ROLES[name] if "train" in spec else ())
             given = spec.get("downloads", {})
-            for role in roles:
+            for role in required:
                 if role not in given:
-                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: required (roles: {', '.join(roles)})")
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: required (roles: {', '.join(required)})")
             for role in given:
                 if role not in roles:
                     raise ConfigError(f"config key datasets.{name}.downloads.{role}: unknown role (roles: {', '.join(roles)})")
                 if not download_keys(given[role], downloads):
                     raise ConfigError(f"config key datasets.{name}.downloads.{role}: {given[role]!r} matches no key of downloads")
+        _check_train_frames(name, spec, downloads)
     for arch, spec in config["models"].items():
         for dataset, source in spec["weights"].items():
             if dataset not in datasets:
@@ -132,14 +135,16 @@ def _check_cross_references(config: dict[str, Any]) -> None:
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
     if "explainer" in config["methods"]:
-        # The explainer trains on each dataset's train split; the real datasets' rules prepare only the test split.
+        # The explainer trains on each dataset's train split: rendered (synthetic) or selected (datasets.<name>.train).
         for name, spec in datasets.items():
-            if spec["source"] != "synthetic":
-                raise ConfigError(f"config key methods.explainer: it trains on the train split of every dataset, and "
-                                  f"dataset {name!r} ({spec['source']}) has only its test split prepared; remove the "
-                                  "explainer from methods or study a synthetic dataset")
-            if spec.get("n_train", 0) < 1:
+            if spec["source"] == "synthetic" and spec.get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{name}.n_train: methods.explainer trains on it, so it must be >= 1")
+            if spec["source"] != "synthetic" and "train" not in spec:
+                example = ("{every: 1} (the 795 official train frames)" if name == "nyu"
+                           else "{drives: [<raw drives of the Eigen train split>], every: <k>}")
+                raise ConfigError(f"config key datasets.{name}.train: methods.explainer trains on the train split of "
+                                  f"every dataset, and {name!r} prepares only its test split; set it, e.g. {example} "
+                                  "(see config/paper.yaml), or remove the explainer from methods")
     if config["science"]["enabled"]:
         for name, spec in datasets.items():
             n_test = len(spec["ids"]) if "ids" in spec else spec.get("n_test")
@@ -148,6 +153,45 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 raise ConfigError(f"config key datasets.{name}.{key}: the localisation mosaics of the science stage need "
                                   "at least 4 test images (or set science.enabled: false)")
     _check_evaluation(config["evaluation"])
+
+
+def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[str, Any]) -> None:
+    """``datasets.<name>.train``: only for real datasets, ``drives`` exactly for kitti, and every kitti train drive
+    backed by an archive of role train_raw (extracting where the test drives do) and by the depth archive's
+    extract_members: a mistake shows here, not after hours of downloads."""
+    train = spec.get("train")
+    if train is None:
+        return
+    if spec["source"] == "synthetic":
+        raise ConfigError(f"config key datasets.{name}.train: only for nyu and kitti; a synthetic dataset renders "
+                          "n_train train images")
+    if name == "nyu":
+        if "drives" in train:
+            raise ConfigError("config key datasets.nyu.train.drives: kitti only (NYU's train frames are the official "
+                              "795; select with `every`)")
+        return
+    if "drives" not in train:
+        raise ConfigError("config key datasets.kitti.train.drives: required (raw drives of the Eigen train split, e.g. "
+                          "2011_09_26_drive_0001)")
+    roles = spec["downloads"]
+    raw_keys = download_keys(roles["train_raw"], downloads)
+    extract_dirs = {downloads[k].get("extract_dir", k) for k in raw_keys + download_keys(roles["raw"], downloads)}
+    if len(extract_dirs) != 1:
+        raise ConfigError(f"config key datasets.kitti.downloads.train_raw: its archives and those of role raw extract "
+                          f"into {sorted(extract_dirs)}; they must share one extract_dir (the raw root that the split "
+                          "files' paths are relative to)")
+    archives = {downloads[k]["filename"] for k in raw_keys}
+    depth_members = [m for k in download_keys(roles["depth"], downloads) for m in downloads[k].get("extract_members", ["*"])]
+    for drive in train["drives"]:
+        if f"{drive}_sync.zip" not in archives:
+            raise ConfigError(f"config key datasets.kitti.train.drives: drive {drive} has no archive {drive}_sync.zip "
+                              f"among the downloads of role train_raw ({roles['train_raw']!r}); add a downloads entry "
+                              f"kitti_train_raw_{drive} (see config/paper.yaml)")
+        gt_entry = f"train/{drive}_sync/proj_depth/groundtruth/image_02/0000000000.png"
+        if not any(fnmatch.fnmatchcase(gt_entry, pattern) for pattern in depth_members):
+            raise ConfigError(f"config key datasets.kitti.train.drives: the ground truth of drive {drive} is not "
+                              f"extracted: add \"*/{drive}_sync/proj_depth/groundtruth/image_02/*\" to the "
+                              f"extract_members of the depth download ({roles['depth']!r})")
 
 
 def _check_evaluation(evaluation: Mapping[str, Any]) -> None:

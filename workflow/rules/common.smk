@@ -115,7 +115,10 @@ def dataset_download(role):
 
     def targets(wildcards):
         dataset = "nyu" if role in ("labeled", "splits") else "kitti"
-        keys = download_keys(config["datasets"][dataset]["downloads"][role], DOWNLOADS)
+        spec = config["datasets"][dataset]
+        if role.startswith("train_") and "train" not in spec:
+            return []  # no train frames asked for: their downloads are not needed
+        keys = download_keys(spec["downloads"][role], DOWNLOADS)
         return [download_target(k) for k in keys]
 
     return targets
@@ -136,6 +139,22 @@ def archive_root(dataset, role):
 def dataset_ids_arg(dataset):
     ids = config["datasets"].get(dataset, {}).get("ids")
     return "--ids " + " ".join(ids) if ids else ""
+
+
+def nyu_train_arg(wildcards):
+    """prepare-nyu's train selection (datasets.nyu.train): none, or every k-th official train frame."""
+    train = config["datasets"]["nyu"].get("train")
+    return f"--train-every {train['every']}" if train else ""
+
+
+def kitti_train_args(wildcards, input):
+    """prepare-kitti's train selection (datasets.kitti.train): the Eigen train split file, drives and step.
+    The train drives extract into the raw root of the test drives (checked by the config validation)."""
+    train = config["datasets"]["kitti"].get("train")
+    if not train:
+        return ""
+    return (f"--train-split-file {input.train_split_file} --train-drives {' '.join(train['drives'])} "
+            f"--train-every {train['every']}")
 
 
 def train_params(wildcards):

@@ -57,11 +57,12 @@ rule prepare_nyu:
     params:
         depth_source=config["datasets"].get("nyu", {}).get("depth_source", "filled"),
         ids=dataset_ids_arg("nyu"),
+        train=nyu_train_arg,
     conda:
         "../../envs/data.yaml"
     shell:
         "python -m depthxai prepare-nyu --labeled {input.labeled} --splits {input.splits} "
-        "--depth-source {params.depth_source} {params.ids} --out {output} 2> {log}"
+        "--depth-source {params.depth_source} {params.ids} {params.train} --out {output} 2> {log}"
 
 
 rule prepare_kitti:
@@ -69,6 +70,9 @@ rule prepare_kitti:
         split_file=dataset_download("split_file"),
         depth=dataset_download("depth"),
         raw=dataset_download("raw"),
+        # only with datasets.kitti.train (empty otherwise)
+        train_split_file=dataset_download("train_split_file"),
+        train_raw=dataset_download("train_raw"),
     output:
         directory("results/data/kitti"),
     log:
@@ -79,8 +83,9 @@ rule prepare_kitti:
         raw_root=archive_root("kitti", "raw"),
         depth_root=archive_root("kitti", "depth"),
         ids=dataset_ids_arg("kitti"),
+        train=kitti_train_args,
     conda:
         "../../envs/data.yaml"
     shell:
         "python -m depthxai prepare-kitti --split-file {input.split_file} --raw-root {params.raw_root} "
-        "--depth-root {params.depth_root} {params.ids} --out {output} 2> {log}"
+        "--depth-root {params.depth_root} {params.ids} {params.train} --out {output} 2> {log}"

@@ -13,7 +13,9 @@ Sources (both in the config's ``downloads``):
 :func:`prepare_nyu` streams the selected frames one at a time (the file is 2.8 GB; nothing else is held
 in memory) into the layout of :mod:`depthxai.data.io`: ids are the 5-digit 0-based frame index
 (``00000``), RGB as PNG, depth as 16-bit PNG in millimetres (``depth_scale`` 1000; 0 = no measurement).
-Evaluation uses the Eigen crop (rows 45:471, cols 41:601) and 1e-3 < gt < 10 m, as in the paper's
+The official train frames (795) live in the same file: with ``train_every`` the test preparation also writes
+every k-th of them (by index) as ``split = train`` rows of the same prepared dataset (the learned explainer trains
+on them; no other download is needed). Evaluation uses the Eigen crop (rows 45:471, cols 41:601) and 1e-3 < gt < 10 m, as in the paper's
 protocol and the official METER/PixelFormer evaluation.
 """
 
@@ -98,9 +100,11 @@ def prepare_nyu(
     depth_source: str = "filled",
     split: str = "test",
     ids: Iterable[str | int] | None = None,
+    train_every: int | None = None,
     progress: bool = True,
 ) -> DatasetInfo:
-    """Write the frames of one NYU split as a prepared dataset (rgb/, depth/, index.csv, dataset.json).
+    """Write the frames of one NYU split (and optionally train frames) as a prepared dataset (rgb/, depth/,
+    index.csv, dataset.json).
 
     Args:
         labeled_mat: ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 / HDF5).
@@ -109,18 +113,30 @@ def prepare_nyu(
         depth_source: ``filled`` (``depths``, in-painted) or ``raw`` (``rawDepths``, holes stay 0 = invalid).
         split: ``test`` (654 frames) or ``train`` (795).
         ids: optional subset (ids like ``"00000"`` or ints), each of which must be in ``split``.
+        train_every: with ``split="test"``: also write every ``train_every``-th frame of the official train split
+            (sorted by index; 1 = all 795) as ``split = train`` rows. ``None``: test frames only.
         progress: show a progress bar.
 
     Returns:
         The DatasetInfo written to ``dataset.json`` (name ``nyu``, depth_scale 1000, 1e-3..10 m, Eigen crop).
 
     Raises:
-        DataError: naming the file, for a missing or malformed input, or ids outside the split.
+        DataError: naming the file, for a missing or malformed input, or ids outside the split; ``train_every``
+            below 1 or with a split other than ``test``.
     """
     if depth_source not in DEPTH_SOURCES:
         raise DataError(f"NYU depth_source must be one of {sorted(DEPTH_SOURCES)}, got {depth_source!r}")
+    if train_every is not None and (split != "test" or train_every < 1):
+        raise DataError(f"NYU train_every adds train frames to the test split: it needs split 'test' and a value >= 1, "
+                        f"got split {split!r} and {train_every}")
     labeled_mat, splits_mat, out_root = Path(labeled_mat), Path(splits_mat), Path(out_root)
-    indices = _select_indices(read_nyu_splits(splits_mat), split, ids, splits_mat)
+    splits = read_nyu_splits(splits_mat)
+    # (0-based frame index, split) of every row to write, in file order (the splits are disjoint)
+    work = [(index, split) for index in _select_indices(splits, split, ids, splits_mat)]
+    n_split = len(work)
+    if train_every is not None:
+        work = sorted(work + [(int(index), "train") for index in splits["train"][::train_every]])
+    last_index = max((index for index, _ in work), default=-1)
     if not labeled_mat.is_file():
         raise DataError(f"{labeled_mat}: NYU labeled set not found; fetch the `nyu_labeled` download")
     try:
@@ -133,28 +149,30 @@ def prepare_nyu(
     with mat:
         images, depths = _datasets(mat, labeled_mat, DEPTH_SOURCES[depth_source])
         n_frames = images.shape[0]
-        if indices and indices[-1] >= n_frames:
-            raise DataError(f"{splits_mat}: frame index {indices[-1] + 1} (one-based) is beyond the "
+        if last_index >= n_frames:
+            raise DataError(f"{splits_mat}: frame index {last_index + 1} (one-based) is beyond the "
                             f"{n_frames} frames of {labeled_mat}")
         rows = []
-        for index in tqdm(indices, desc=f"NYU {split}", unit="frame", disable=not progress):
+        for index, row_split in tqdm(work, desc=f"NYU {split}", unit="frame", disable=not progress):
             frame_id = nyu_id(index)
             # One frame at a time: (3, W, H) -> (H, W, 3) and (W, H) -> (H, W), undoing HDF5's axis reversal.
             rgb = np.ascontiguousarray(np.asarray(images[index]).transpose(2, 1, 0))
             depth_m = np.ascontiguousarray(np.asarray(depths[index], dtype=np.float32).T)
             write_rgb(out_root / "rgb" / f"{frame_id}.png", rgb)
             write_depth(out_root / "depth" / f"{frame_id}.png", depth_m, DEPTH_SCALE)
-            rows.append({"id": frame_id, "split": split, "rgb": f"rgb/{frame_id}.png",
+            rows.append({"id": frame_id, "split": row_split, "rgb": f"rgb/{frame_id}.png",
                          "depth": f"depth/{frame_id}.png"})
     write_index(out_root, pd.DataFrame(rows, columns=["id", "split", "rgb", "depth"]))
+    extra = {
+        "source": labeled_mat.name, "splits": splits_mat.name, "split": split, "depth_source": depth_source,
+        "depth_variable": DEPTH_SOURCES[depth_source], "n_frames_in_source": int(n_frames), "n_images": n_split,
+        "id_meaning": "0-based index into the 1449 labeled frames",
+    }
+    if train_every is not None:
+        extra.update(train_every=int(train_every), n_train=len(work) - n_split)
     info = DatasetInfo(
         name="nyu", kind="nyu", depth_scale=DEPTH_SCALE, min_depth=1e-3, max_depth=10.0, eval_crop="eigen",
-        image_size=IMAGE_SIZE, camera=dict(NYU_CAMERA),
-        extra={
-            "source": labeled_mat.name, "splits": splits_mat.name, "split": split, "depth_source": depth_source,
-            "depth_variable": DEPTH_SOURCES[depth_source], "n_frames_in_source": int(n_frames),
-            "n_images": len(rows), "id_meaning": "0-based index into the 1449 labeled frames",
-        },
+        image_size=IMAGE_SIZE, camera=dict(NYU_CAMERA), extra=extra,
     )
     write_dataset_info(out_root, info)
     return info

@@ -9,14 +9,18 @@ import torch
 from scipy import ndimage
 from torch import Tensor, nn
 
+from depthxai.evaluation import perturbation as perturbation_module
 from depthxai.evaluation.perturbation import (
     GroundTruth,
     PerturbationConfig,
+    ReferenceMap,
     deletion_masks,
     normalised_auc,
     perturbation_curves,
     pixel_ranking,
+    removal_ranks,
     replacement_image,
+    rmse_absrel,
 )
 from depthxai.imageops import gaussian_blur, gaussian_kernel1d
 from depthxai.models.registry import ModelCard
@@ -56,6 +60,36 @@ def test_pixel_ranking_by_hand() -> None:
     assert pixel_ranking(relevance, "signed").tolist() == [3, 2, 5, 0, 4, 1]
     assert pixel_ranking(torch.zeros(2, 3)).tolist() == [0, 1, 2, 3, 4, 5]
     assert pixel_ranking(relevance).dtype == torch.int64
+
+
+def float_stable_ranking(relevance: Tensor, ranking: str) -> Tensor:
+    """The plain definition: a stable descending sort of the float scores (NaN first, as torch ranks it)."""
+    score = relevance.abs() if ranking == "abs" else relevance
+    return torch.sort(score.reshape(-1).to(torch.float64), descending=True, stable=True).indices
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("shape", [(5, 6), (192, 256)])  # 49152 pixels: PyTorch's radix-sort path (>= 32768)
+def test_pixel_ranking_equals_a_stable_float_sort(dtype: torch.dtype, shape: tuple[int, int]) -> None:
+    gen = torch.Generator().manual_seed(11)
+    smooth = torch.randn(shape, generator=gen)
+    ties = torch.randint(-3, 4, shape, generator=gen).float() / 2  # many exact ties, zeros, +-x pairs
+    special = torch.randn(shape, generator=gen)
+    flat = special.view(-1)
+    flat[:8] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), -float("nan"), 1e-30, -1e-30])
+    for relevance in (smooth, ties, special):
+        relevance = relevance.to(dtype)
+        for ranking in ("abs", "signed"):
+            order = pixel_ranking(relevance, ranking)
+            assert order.dtype == torch.int64
+            assert torch.equal(order, float_stable_ranking(relevance, ranking)), (dtype, shape, ranking)
+            if not torch.isnan(relevance).any():  # numpy's stable argsort, an independent implementation
+                score = relevance.abs() if ranking == "abs" else relevance
+                expected = np.argsort(-score.double().numpy().ravel(), kind="stable")
+                np.testing.assert_array_equal(order.numpy(), expected)
+            ranks = removal_ranks(relevance, ranking)
+            assert ranks.dtype == torch.int32
+            assert torch.equal(ranks[order].long(), torch.arange(order.numel()))  # the inverse permutation
 
 
 def test_deletion_masks_by_hand() -> None:
@@ -218,3 +252,58 @@ def test_fractions_that_remove_no_pixel_give_zero_curves() -> None:
     for clean in (None, stored):
         curves = perturbation_curves(model, image, relevance, config, MEAN_RGB, seed=0, clean_native=clean)
         assert all(np.array_equal(v, [0.0, 0.0]) for v in curves.values())
+
+
+def test_reference_map_scores_like_the_definition_and_leaves_inputs_alone() -> None:
+    gen = torch.Generator().manual_seed(5)
+    pred = torch.rand((4, 12, 10), generator=gen) * 3
+    ref = torch.rand((12, 10), generator=gen) * 2 + 0.5
+    mask = torch.zeros((12, 10), dtype=torch.bool)
+    mask[2:9, 3:8] = torch.rand((7, 5), generator=gen) > 0.3
+    lo, hi = 0.4, 2.5
+    clipped = pred.double().clamp(lo, hi)
+    for m in (mask, None):
+        keep = torch.ones_like(mask) if m is None else m
+        d = clipped[:, keep] - ref.double()[keep]
+        expected_rmse = d.square().mean(dim=1).sqrt()
+        expected_absrel = (d.abs() / ref.double()[keep]).mean(dim=1)
+        reference = ReferenceMap(ref, m)
+        before = pred.clone()
+        rmse, absrel = reference.rmse_absrel(pred, clip=(lo, hi))
+        assert torch.equal(pred, before)  # not in place: the caller's predictions are untouched
+        torch.testing.assert_close(rmse, expected_rmse, rtol=1e-6, atol=0)
+        torch.testing.assert_close(absrel, expected_absrel, rtol=1e-6, atol=0)
+        # reused for another batch, and in place: the same numbers
+        scratch = pred.clone()
+        again = reference.rmse_absrel(scratch, clip=(lo, hi), in_place=True)
+        torch.testing.assert_close(again[0], rmse, rtol=0, atol=0)
+        torch.testing.assert_close(again[1], absrel, rtol=0, atol=0)
+        unclipped = rmse_absrel(clipped.float(), ref, m)
+        torch.testing.assert_close(unclipped[0], rmse, rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("block", [1, 50, 2**19])  # one map per block, a few, all at once
+def test_curves_do_not_depend_on_the_scoring_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    image, relevance = example(3)
+    gen = torch.Generator().manual_seed(4)
+    truth = GroundTruth(depth=torch.rand((2 * H, 2 * W), generator=gen) + 1,  # predictions resized to 8x10
+                        mask=torch.rand((2 * H, 2 * W), generator=gen) > 0.4)
+    config = PerturbationConfig(fractions=(0.0, 0.1, 0.3, 0.6, 1.0), replacement="mean", batch_size=3)
+    model = pointwise_model(1.6)  # clipping active
+    monkeypatch.setattr(perturbation_module, "SCORING_BLOCK_ELEMENTS", block)
+    curves = perturbation_curves(model, image, relevance, config, MEAN_RGB, seed=0, ground_truth=truth)
+    # independent: every copy on its own, resized with F.interpolate, scored in float64
+    order = np.argsort(-np.abs(relevance.numpy().ravel()), kind="stable")
+    for name, ranked in (("morf", order), ("lerf", order[::-1])):
+        for i, f in enumerate(config.fractions):
+            removed = torch.zeros(H * W, dtype=torch.bool)
+            removed[torch.from_numpy(ranked[: round(f * H * W)].copy())] = True
+            copy = torch.where(removed.view(1, H, W), torch.tensor(MEAN_RGB).view(3, 1, 1), image)
+            with torch.no_grad():
+                depth = torch.nn.functional.interpolate(model.native(copy[None]), size=(2 * H, 2 * W),
+                                                        mode="bilinear", align_corners=False)[0, 0]
+            depth = depth.clamp(1e-3, 1.6).double()
+            gt = truth.depth.double()
+            diff = (depth - gt)[truth.mask]
+            assert curves[f"{name}_gt_rmse"][i] == pytest.approx(float(diff.square().mean().sqrt()), rel=1e-6)
+            assert curves[f"{name}_gt_absrel"][i] == pytest.approx(float((diff.abs() / gt[truth.mask]).mean()), rel=1e-6)

@@ -364,3 +364,37 @@ def test_cli_evaluate_rejects_a_bad_evaluation_section(tmp_path: Path, capsys: p
     assert main([*args, "--evaluation", '{"fidelity": {"measure": "kendall"}}']) == 2
     assert "evaluation.fidelity.measure" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_reliability_takes_the_main_run_as_repeat_zero_of_every_factor(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(5)
+    ids = [f"{i:05d}" for i in range(6)]
+    truth = rng.normal(size=6)
+    main_scores = pd.DataFrame({"dataset": "d", "model": "m", "method": "ig", "image_id": ids, "metric": "infidelity",
+                                "value": truth})
+    main_scores.to_csv(tmp_path / "scores.csv", index=False)
+    # analysis seed: the same scores again (ICC 1); training seed: unrelated scores (ICC about 0 or below)
+    analysis = main_scores.assign(factor="analysis_seed", repeat=1)
+    training = main_scores.assign(value=rng.normal(size=6), factor="training_seed", repeat=1)
+    analysis.to_csv(tmp_path / "a.csv", index=False)
+    training.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "rel"
+    assert main(["reliability", "--scores", str(tmp_path / "scores.csv"), "--retest", str(tmp_path / "a.csv"),
+                 str(tmp_path / "t.csv"), "--out-dir", str(out), "-q"]) == 0
+    icc = pd.read_csv(out / "icc.csv").set_index("factor")
+    assert icc.loc["analysis_seed", "icc2_1"] == pytest.approx(1.0)
+    assert icc.loc["training_seed", "icc2_1"] < 0.9
+    # the training-seed ICC from the two score vectors, by the Shrout & Fleiss formula
+    y = np.column_stack([truth, training["value"]])
+    n, k = y.shape
+    grand = y.mean()
+    bms = k * ((y.mean(1) - grand) ** 2).sum() / (n - 1)
+    jms = n * ((y.mean(0) - grand) ** 2).sum() / (k - 1)
+    ems = ((y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + grand) ** 2).sum() / ((n - 1) * (k - 1))
+    assert icc.loc["training_seed", "icc2_1"] == pytest.approx(
+        (bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n))
+    analysis.drop(columns="factor").to_csv(tmp_path / "old.csv", index=False)
+    assert main(["reliability", "--scores", str(tmp_path / "scores.csv"), "--retest", str(tmp_path / "old.csv"),
+                 "--out-dir", str(tmp_path / "rel2"), "-q"]) == 2
+    assert "old.csv" in capsys.readouterr().err and not (tmp_path / "rel2").exists()

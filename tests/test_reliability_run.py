@@ -55,26 +55,57 @@ def test_icc_from_a_retest_table(tmp_path) -> None:
     rng = np.random.default_rng(3)
     truth = rng.normal(size=8)
     rows = []
-    for repeat in (0, 1, 2):
-        noise = rng.normal(size=8)
-        for i in range(8):
-            # saliency: the same score in every repeat (ICC 1); random: pure noise (ICC about 0)
-            rows.append(("nyu", "m", "saliency", f"img{i}", "infidelity", truth[i], repeat))
-            rows.append(("nyu", "m", "random", f"img{i}", "infidelity", noise[i], repeat))
-    retest = pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "metric", "value", "repeat"])
-    scores = retest[retest["repeat"] == 0].drop(columns="repeat")
+    for factor in ("analysis_seed", "training_seed"):
+        for repeat in (0, 1, 2):
+            noise = rng.normal(size=8)
+            for i in range(8):
+                # saliency: the same score in every analysis-seed repeat (ICC 1), a small per-image perturbation
+                # across training seeds; random: pure noise (ICC about 0)
+                wobble = 0.0 if factor == "analysis_seed" or repeat == 0 else 0.3 * noise[i]
+                rows.append(("nyu", "m", "saliency", f"img{i}", "infidelity", truth[i] + wobble, factor, repeat))
+                rows.append(("nyu", "m", "random", f"img{i}", "infidelity", noise[i], factor, repeat))
+    retest = pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "metric", "value", "factor",
+                                         "repeat"])
+    # repeat 0 is the main run, shared by both factors
+    scores = retest[(retest["repeat"] == 0) & (retest["factor"] == "analysis_seed")].drop(columns=["factor", "repeat"])
     tables = reliability_tables(scores, retest)
-    icc = tables["icc"].set_index("method")
-    assert icc.loc["saliency", "icc2_1"] == pytest.approx(1.0)
-    assert icc.loc["random", "icc2_1"] < 0.5
-    assert int(icc.loc["saliency", "n_repeats"]) == 3 and int(icc.loc["saliency", "n_targets"]) == 8
-    # ICC(3,1) by the Shrout & Fleiss formula, computed here from the raw matrix
-    y = retest[retest["method"] == "random"].pivot(index="image_id", columns="repeat", values="value").to_numpy()
-    n, k = y.shape
-    grand = y.mean()
-    bms = k * ((y.mean(1) - grand) ** 2).sum() / (n - 1)
-    ems = (((y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + grand) ** 2).sum()) / ((n - 1) * (k - 1))
-    assert icc.loc["random", "icc3_1"] == pytest.approx((bms - ems) / (bms + (k - 1) * ems))
+    icc = tables["icc"].set_index(["method", "factor"])
+    assert len(icc) == 4
+    assert icc.loc[("saliency", "analysis_seed"), "icc2_1"] == pytest.approx(1.0)
+    assert 0.5 < icc.loc[("saliency", "training_seed"), "icc2_1"] < 1.0
+    assert icc.loc[("random", "analysis_seed"), "icc2_1"] < 0.5
+    assert int(icc.loc[("saliency", "analysis_seed"), "n_repeats"]) == 3
+    assert int(icc.loc[("saliency", "analysis_seed"), "n_targets"]) == 8
+    # ICC(3,1) by the Shrout & Fleiss formula, computed here from the raw matrix of each factor
+    for factor in ("analysis_seed", "training_seed"):
+        for method in ("saliency", "random"):
+            frame = retest[(retest["method"] == method) & (retest["factor"] == factor)]
+            y = frame.pivot(index="image_id", columns="repeat", values="value").to_numpy()
+            n, k = y.shape
+            grand = y.mean()
+            bms = k * ((y.mean(1) - grand) ** 2).sum() / (n - 1)
+            ems = (((y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + grand) ** 2).sum()) / ((n - 1) * (k - 1))
+            if method == "saliency" and factor == "analysis_seed":
+                continue  # ems = 0: ICC(3,1) = 1 exactly, checked above through ICC(2,1)
+            assert icc.loc[(method, factor), "icc3_1"] == pytest.approx((bms - ems) / (bms + (k - 1) * ems))
     paths = write_csv_tables(tables, tmp_path)
     assert [p.name for p in paths] == ["alpha.csv", "cross_metric.csv", "icc.csv", "spearman.csv"]
     assert pd.read_csv(tmp_path / "icc.csv").shape == tables["icc"].shape
+
+
+def test_reliability_table_has_one_icc_column_per_factor() -> None:
+    from depthxai.report.science import reliability_table
+
+    alpha = pd.DataFrame({"dataset": ["d", "d"], "model": ["m", "m"], "metric": ["infidelity", "fidelity"],
+                          "alpha": [0.4, 0.9], "n_images": [8, 8]})
+    icc = pd.DataFrame({"dataset": "d", "model": "m", "metric": ["infidelity"] * 3 + ["fidelity"] * 3 + ["infidelity"],
+                        "method": ["ig", "random", "saliency"] * 2 + ["ig"],
+                        "factor": ["analysis_seed"] * 6 + ["training_seed"],
+                        "icc2_1": [0.9, 0.1, 0.5, 1.0, 0.2, 0.8, 0.3]})
+    table = reliability_table(alpha, icc).set_index("metric")
+    assert table.loc["infidelity", "icc_analysis_seed_mean"] == pytest.approx(0.5)  # median of 0.9, 0.1, 0.5
+    assert table.loc["fidelity", "icc_analysis_seed_mean"] == pytest.approx(0.8)
+    assert table.loc["infidelity", "icc_training_seed_mean"] == pytest.approx(0.3)
+    assert np.isnan(table.loc["fidelity", "icc_training_seed_mean"])  # that factor did not score this metric
+    assert table.loc["fidelity", "alpha_mean"] == pytest.approx(0.9)
+    assert "icc_analysis_seed_mean" not in reliability_table(alpha, icc.iloc[:0]).columns

@@ -319,6 +319,12 @@ def _attribute_args(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
+#: What a test-retest repeat varies (the ``factor`` column of the retest table): the seed of the attribution and
+#: evaluation noise (IG noise baselines, random rankings, Infidelity and perturbation noise), or the training seed of
+#: the embedded model and its explainer (then everything downstream is recomputed with the analysis seed unchanged).
+RETEST_FACTORS = ("analysis_seed", "training_seed")
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     from depthxai.attribution import TargetSpec
     from depthxai.attribution.run import read_attributions
@@ -336,6 +342,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
                                     progress=not args.quiet, log=log)
     labels = {"dataset": args.dataset, "model": args.arch, "method": attributions["meta"]["method"]}
     if args.repeat is not None:
+        labels["factor"] = args.retest_factor
         labels["repeat"] = args.repeat
     write_csv(args.out_scores, scores.assign(**labels)[[*labels, *scores.columns]])
     write_csv(args.out_curves, curves.assign(**labels)[[*labels, *curves.columns]])
@@ -354,6 +361,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="label for the tidy tables")
     p.add_argument("--arch", required=True, help="label for the tidy tables (<arch>_<variant>)")
     p.add_argument("--repeat", type=int, default=None, help="label the rows of a test-retest repeat")
+    p.add_argument("--retest-factor", default="analysis_seed", choices=list(RETEST_FACTORS),
+                   help="what the repeat varied: the analysis seed (attribution and evaluation noise) or the "
+                        "training seed of the model and explainer")
     p.add_argument("--out-scores", type=Path, required=True)
     p.add_argument("--out-curves", type=Path, required=True)
 
@@ -486,20 +496,28 @@ def _claims_args(p: argparse.ArgumentParser) -> None:
 def run_reliability(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from depthxai.errors import DataError
     from depthxai.fileio import write_csv_tables
     from depthxai.stats.reliability_run import reliability_tables
     from depthxai.tidy import concat_tidy
 
     scores = _read_tidy(args.scores)
-    # The main run is repeat 0 of the test-retest table; the repeats differ only in their seeds.
-    retest = pd.concat([scores.assign(repeat=0), concat_tidy(args.retest)], ignore_index=True) if args.retest else None
+    retest = None
+    if args.retest:
+        # The main run is repeat 0 of every factor of the test-retest table; the repeats differ only in one seed.
+        repeats = concat_tidy(args.retest)
+        if "factor" not in repeats:
+            raise DataError(f"{args.retest[0]}: retest scores lack the 'factor' column; rerun the evaluate_repeat "
+                            "and evaluate_retrained rules")
+        main = [scores.assign(factor=factor, repeat=0) for factor in sorted(repeats["factor"].unique())]
+        retest = pd.concat([*main, repeats], ignore_index=True)
     write_csv_tables(reliability_tables(scores, retest), args.out_dir)
 
 
 @command("reliability", "psychometric reliability of the metrics: Krippendorff alpha, Spearman, test-retest ICC")
 def _reliability_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
-    p.add_argument("--retest", type=Path, nargs="*", default=[], help="scores of repeated runs (with a repeat column)")
+    p.add_argument("--retest", type=Path, nargs="*", default=[], help="scores of repeated runs (with factor and repeat columns)")
     p.add_argument("--out-dir", type=Path, required=True)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from depthxai.errors import DataError
 
 #: Identifying columns in their canonical order (those present are used, in this order).
-KEY_COLUMNS = ("dataset", "model", "method", "image_id", "repeat", "order", "fraction", "curve", "metric")
+KEY_COLUMNS = ("dataset", "model", "method", "image_id", "factor", "repeat", "order", "fraction", "curve", "metric")
 
 
 def sort_tidy(table: pd.DataFrame) -> pd.DataFrame:

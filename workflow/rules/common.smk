@@ -14,6 +14,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from depthxai.config import download_keys, stochastic_methods, validate_config
 from depthxai.errors import ConfigError
 
+def weight_source_of(dataset, model):
+    """'train' (trained in the DAG) or the downloads key of the model's checkpoint for this dataset."""
+    return config["models"][model]["weights"][dataset]
+
+
 try:
     # The schema file is workflow/schemas/config.schema.yaml (the package's own copy, linked); validation fills
     # the defaults and checks the cross references a schema cannot express, naming the offending key.
@@ -38,6 +43,10 @@ TARGET_JSON = json.dumps(config["attribution"]["target"], sort_keys=True)
 PAIR_PATHS = [f"{d}/{m}" for d, m in PAIRS]
 STOCHASTIC_METHODS = stochastic_methods(config)
 REPEATS = [str(r) for r in range(1, config["science"]["retest"]["repeats"])]
+# Test-retest over the training seed: the pairs whose model is trained in the DAG (official checkpoints have no seed).
+RETRAIN_PAIRS = sorted(
+    (d, m) for d, m in PAIRS if config["science"]["retest"]["training_seed"] and weight_source_of(d, m) == "train"
+)
 
 # Software environments of the model rules (conda: directives, used with --sdm conda): the CUDA build of PyTorch
 # when the config asks for a GPU, the CPU build otherwise (envs/torch-cuda.yaml, envs/torch.yaml).
@@ -65,7 +74,7 @@ def dataset_param(key):
 
 
 def weight_source(wildcards):
-    return config["models"][wildcards.model]["weights"][wildcards.dataset]
+    return weight_source_of(wildcards.dataset, wildcards.model)
 
 
 def get_weights(wildcards):
@@ -219,7 +228,7 @@ def science_methods(wildcards):
 
 
 def repeat_seed(wildcards):
-    """Repeat r of the test-retest analysis runs every stochastic part with base seed + r."""
+    """Repeat r of a test-retest factor runs its stochastic parts (analysis or training) with base seed + r."""
     return config["seed"] + int(wildcards.repeat)
 
 
@@ -231,13 +240,42 @@ def get_repeat_attributions(wildcards):
     return f"results/attributions/{w.dataset}/{w.model}/{w.method}/shard-{w.shard}.npz"
 
 
-def repeat_curves_path(wildcards, output):
-    return str(output[0]).replace(".scores.csv", ".curves.csv")
+def retrain_dir(wildcards):
+    """The folder of one training-seed repeat of a (dataset, model) pair: weights, explainer, predictions, maps."""
+    return f"results/science/retrain/{wildcards.dataset}/{wildcards.model}/repeat-{wildcards.repeat}"
+
+
+def retrain_train_params(wildcards):
+    """The model's training settings, seeded with base seed + r (everything else as in the main run)."""
+    return json.dumps(dict(config["models"][wildcards.model].get("train", {}), seed=repeat_seed(wildcards)))
+
+
+def retrain_method_params(wildcards):
+    """As method_params, but the explainer is the one trained against this repeat's model."""
+    if wildcards.method == "explainer":
+        return json.dumps({"weights": f"{retrain_dir(wildcards)}/explainer.pt"})
+    return method_params(wildcards)
+
+
+def get_retrain_method_inputs(wildcards):
+    return [f"{retrain_dir(wildcards)}/explainer.pt"] if wildcards.method == "explainer" else []
+
+
+def retest_labels(factor):
+    """Param factory: the evaluate command's labels of a test-retest row (the main run has none)."""
+
+    def labels(wildcards):
+        return f"--repeat {wildcards.repeat} --retest-factor {factor}"
+
+    return labels
 
 
 def get_retest_scores(wildcards=None):
-    return [f"results/science/retest/{d}/{m}/{meth}/repeat-{r}/shard-{s}.scores.csv"
-            for d, m in PAIRS for meth in METHODS for r in REPEATS for s in SHARDS]
+    analysis = [f"results/science/retest/{d}/{m}/{meth}/repeat-{r}/shard-{s}.scores.csv"
+                for d, m in PAIRS for meth in METHODS for r in REPEATS for s in SHARDS]
+    training = [f"results/science/retrain/{d}/{m}/repeat-{r}/evaluation/{meth}/shard-{s}.scores.csv"
+                for d, m in RETRAIN_PAIRS for meth in METHODS for r in REPEATS for s in SHARDS]
+    return analysis + training
 
 
 def get_retest_table(wildcards=None):

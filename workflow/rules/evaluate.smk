@@ -21,6 +21,7 @@ rule evaluate:
         target=TARGET_JSON,
         seed=config["seed"],
         device=config["device"],
+        retest_labels="",  # the test-retest copies of this rule label their rows (workflow/rules/science.smk)
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
@@ -30,7 +31,7 @@ rule evaluate:
         "python -m depthxai evaluate --model {params.name} --weights {input.weights} --data {input.data} "
         "--predictions {input.predictions} --attributions {input.attributions} --evaluation '{params.evaluation}' "
         "--target '{params.target}' --mean-rgb {input.mean_rgb} --seed {params.seed} --dataset {wildcards.dataset} "
-        "--arch {wildcards.model} --device {params.device} --threads {threads} "
+        "--arch {wildcards.model} {params.retest_labels} --device {params.device} --threads {threads} "
         "--out-scores {output.scores} --out-curves {output.curves} 2> {log}"
 
 

@@ -1,5 +1,6 @@
 # Evaluation science: sanity checks with known answers (model randomisation, mosaic localisation, an object
-# moved in depth), metric reliability (Krippendorff alpha, Spearman, test-retest ICC) and the paper's claims.
+# moved in depth), metric reliability (Krippendorff alpha, Spearman, test-retest ICC over the analysis and the
+# training seed) and the paper's claims.
 
 
 rule sanity:
@@ -93,16 +94,16 @@ rule object_shift:
         "--dataset {wildcards.dataset} --arch {wildcards.model} --out {output} 2> {log}"
 
 
-rule attribute_repeat:
-    input:
-        data="results/data/{dataset}",
-        weights=get_weights,
-        predictions="results/predictions/{dataset}/{model}/shard-{shard}.npz",
-        mean_rgb="results/data/{dataset}.mean_rgb.json",
+# Test-retest, analysis seed: the stochastic methods' maps again with seed + r (the others are reused), and every
+# method evaluated again with seed + r (perturbation and Infidelity noise). Copies of the main rules, so that the
+# repeats run exactly the commands of the main run.
+use rule attribute as attribute_repeat with:
     output:
         "results/science/retest/{dataset}/{model}/{method}/repeat-{repeat}/shard-{shard}.npz",
     log:
         "logs/science/attribute_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/science/attribute_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
     params:
         name=model_name,
         method_params=method_params,
@@ -112,19 +113,9 @@ rule attribute_repeat:
         device=config["device"],
     wildcard_constraints:
         method="|".join(STOCHASTIC_METHODS) or "(?!)",
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    conda:
-        TORCH_ENV
-    shell:
-        "python -m depthxai attribute --model {params.name} --weights {input.weights} --data {input.data} "
-        "--predictions {input.predictions} --method {wildcards.method} --params '{params.method_params}' "
-        "--target '{params.target}' --channel-reduction {params.reduction} --mean-rgb {input.mean_rgb} "
-        "--seed {params.seed} --device {params.device} --threads {threads} --out {output} 2> {log}"
 
 
-rule evaluate_repeat:
+use rule evaluate as evaluate_repeat with:
     input:
         data="results/data/{dataset}",
         weights=get_weights,
@@ -132,27 +123,111 @@ rule evaluate_repeat:
         attributions=get_repeat_attributions,
         mean_rgb="results/data/{dataset}.mean_rgb.json",
     output:
-        "results/science/retest/{dataset}/{model}/{method}/repeat-{repeat}/shard-{shard}.scores.csv",
+        scores="results/science/retest/{dataset}/{model}/{method}/repeat-{repeat}/shard-{shard}.scores.csv",
+        curves="results/science/retest/{dataset}/{model}/{method}/repeat-{repeat}/shard-{shard}.curves.csv",
     log:
         "logs/science/evaluate_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/science/evaluate_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
     params:
         name=model_name,
         evaluation=json_param("evaluation"),
         target=TARGET_JSON,
         seed=repeat_seed,
         device=config["device"],
-        curves=repeat_curves_path,
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    conda:
-        TORCH_ENV
-    shell:
-        "python -m depthxai evaluate --model {params.name} --weights {input.weights} --data {input.data} "
-        "--predictions {input.predictions} --attributions {input.attributions} --evaluation '{params.evaluation}' "
-        "--target '{params.target}' --mean-rgb {input.mean_rgb} --seed {params.seed} --dataset {wildcards.dataset} "
-        "--arch {wildcards.model} --repeat {wildcards.repeat} --device {params.device} --threads {threads} "
-        "--out-scores {output} --out-curves {params.curves} 2> {log}"
+        retest_labels=retest_labels("analysis_seed"),
+
+
+# Test-retest, training seed: each model trained in the DAG, and its explainer, trained again with seed + r; then
+# predicted, attributed and evaluated by copies of the main rules with the analysis seed unchanged, so that only
+# the training seed differs from the main run.
+use rule train_model as retrain_model with:
+    output:
+        weights="results/science/retrain/{dataset}/{model}/repeat-{repeat}/weights.pt",
+        metrics="results/science/retrain/{dataset}/{model}/repeat-{repeat}/train_metrics.json",
+    log:
+        "logs/science/retrain_{dataset}_{model}_repeat-{repeat}.log",
+    benchmark:
+        "results/benchmarks/science/retrain_{dataset}_{model}_repeat-{repeat}.tsv"
+    params:
+        name=model_name,
+        train=retrain_train_params,
+
+
+use rule train_explainer as retrain_explainer with:
+    input:
+        data="results/data/{dataset}",
+        weights="results/science/retrain/{dataset}/{model}/repeat-{repeat}/weights.pt",
+    output:
+        weights="results/science/retrain/{dataset}/{model}/repeat-{repeat}/explainer.pt",
+        metrics="results/science/retrain/{dataset}/{model}/repeat-{repeat}/explainer_metrics.json",
+    log:
+        "logs/science/retrain_explainer_{dataset}_{model}_repeat-{repeat}.log",
+    benchmark:
+        "results/benchmarks/science/retrain_explainer_{dataset}_{model}_repeat-{repeat}.tsv"
+    params:
+        name=model_name,
+        explainer=json.dumps(config["methods"].get("explainer", {}), sort_keys=True),
+        seed=repeat_seed,
+        device=config["device"],
+
+
+use rule predict as predict_retrained with:
+    input:
+        data="results/data/{dataset}",
+        weights="results/science/retrain/{dataset}/{model}/repeat-{repeat}/weights.pt",
+    output:
+        predictions="results/science/retrain/{dataset}/{model}/repeat-{repeat}/predictions/shard-{shard}.npz",
+        accuracy="results/science/retrain/{dataset}/{model}/repeat-{repeat}/predictions/shard-{shard}.accuracy.csv",
+    log:
+        "logs/science/predict_retrained_{dataset}_{model}_repeat-{repeat}_shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/science/predict_retrained_{dataset}_{model}_repeat-{repeat}_shard-{shard}.tsv"
+
+
+use rule attribute as attribute_retrained with:
+    input:
+        data="results/data/{dataset}",
+        weights="results/science/retrain/{dataset}/{model}/repeat-{repeat}/weights.pt",
+        predictions="results/science/retrain/{dataset}/{model}/repeat-{repeat}/predictions/shard-{shard}.npz",
+        mean_rgb="results/data/{dataset}.mean_rgb.json",
+        method_inputs=get_retrain_method_inputs,
+    output:
+        "results/science/retrain/{dataset}/{model}/repeat-{repeat}/attributions/{method}/shard-{shard}.npz",
+    log:
+        "logs/science/attribute_retrained_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/science/attribute_retrained_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
+    params:
+        name=model_name,
+        method_params=retrain_method_params,
+        target=TARGET_JSON,
+        reduction=config["attribution"]["channel_reduction"],
+        seed=config["seed"],
+        device=config["device"],
+
+
+use rule evaluate as evaluate_retrained with:
+    input:
+        data="results/data/{dataset}",
+        weights="results/science/retrain/{dataset}/{model}/repeat-{repeat}/weights.pt",
+        predictions="results/science/retrain/{dataset}/{model}/repeat-{repeat}/predictions/shard-{shard}.npz",
+        attributions="results/science/retrain/{dataset}/{model}/repeat-{repeat}/attributions/{method}/shard-{shard}.npz",
+        mean_rgb="results/data/{dataset}.mean_rgb.json",
+    output:
+        scores="results/science/retrain/{dataset}/{model}/repeat-{repeat}/evaluation/{method}/shard-{shard}.scores.csv",
+        curves="results/science/retrain/{dataset}/{model}/repeat-{repeat}/evaluation/{method}/shard-{shard}.curves.csv",
+    log:
+        "logs/science/evaluate_retrained_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/science/evaluate_retrained_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
+    params:
+        name=model_name,
+        evaluation=json_param("evaluation"),
+        target=TARGET_JSON,
+        seed=config["seed"],
+        device=config["device"],
+        retest_labels=retest_labels("training_seed"),
 
 
 rule merge_retest:

@@ -70,12 +70,14 @@ def localisation_table(localisation: pd.DataFrame, object_shift: pd.DataFrame) -
 
 
 def reliability_table(alpha: pd.DataFrame, icc: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, metric): Krippendorff's alpha of the method rankings across images and, where repeats
-    ran, the median over methods of the test-retest ICC(2,1)."""
+    """Per (dataset, model, metric): Krippendorff's alpha of the method rankings across images and, for each
+    test-retest factor that ran (``icc_<factor>_mean``: analysis seed, training seed), the median over methods of
+    the ICC(2,1)."""
     table = alpha.rename(columns={"alpha": "alpha_mean"})[["dataset", "model", "metric", "alpha_mean", "n_images"]]
-    if not icc.empty:
-        med = icc.groupby(["dataset", "model", "metric"])["icc2_1"].median().rename("icc_median_mean").reset_index()
-        table = table.merge(med, on=["dataset", "model", "metric"], how="left")
+    keys = ["dataset", "model", "metric"]
+    for factor, rows in icc.groupby("factor", sort=True) if not icc.empty else ():
+        med = rows.groupby(keys)["icc2_1"].median().rename(f"icc_{factor}_mean").reset_index()
+        table = table.merge(med, on=keys, how="left")
     return _sorted(table)
 
 
@@ -92,5 +94,6 @@ def science_tables(sanity: pd.DataFrame, localisation: pd.DataFrame, object_shif
                          "mass on the object moved in depth relative to its area (1 = chance).")
     paths += write_table(reliability_table(alpha, icc), out_dir / "reliability",
                          "Reliability of each metric: Krippendorff's alpha (ordinal) of the method rankings with images "
-                         "as raters, and the median test-retest ICC(2,1) over methods.")
+                         "as raters, and the median over methods of the test-retest ICC(2,1) when the analysis seed "
+                         "(attribution and evaluation noise) or the training seed of the model changes.")
     return paths

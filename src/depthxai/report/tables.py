@@ -112,7 +112,8 @@ HEADERS: dict[str, Header] = {
     "shift_mass_ratio": Header("Object-shift mass ratio", "shift", "higher"),
     "shift_n": Header("pairs", "pairs"),
     "alpha": Header("Krippendorff α", "α", "higher", latex=r"Krippendorff $\alpha$"),
-    "icc_median": Header("ICC(2,1), median over methods", "ICC", "higher"),
+    "icc_analysis_seed": Header("ICC(2,1) over analysis seeds, median over methods", "ICC seed", "higher"),
+    "icc_training_seed": Header("ICC(2,1) over training seeds, median over methods", "ICC train", "higher"),
     "n_images": Header("images", "images"),
     "metric": Header("Metric", "Metric"),
 }

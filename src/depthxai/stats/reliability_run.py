@@ -8,8 +8,9 @@ Tables (each tidy, sorted by its key columns; written as ``<name>.csv`` by :func
   (inter-method reliability, tidy: one row per ordered pair);
 * ``cross_metric``: per (dataset, model, method), the metrics x metrics Spearman correlations (do two metrics agree
   on which images a method explains well);
-* ``icc``: per (dataset, model, metric, method), test-retest ICCs from a table with a ``repeat`` column (the same
-  image and method scored again under another seed); empty with the right columns when no retest table is given.
+* ``icc``: per (dataset, model, metric, method, factor), test-retest ICCs from a table with ``factor`` and ``repeat``
+  columns (the same image and method scored again with one seed changed: ``factor`` names which, e.g. the analysis
+  seed or the training seed of the model); empty with the right columns when no retest table is given.
 
 Metrics that exist for one method only (IG's ``convergence_delta``) are left out: they rank nothing. The per-image
 MoRF-LeRF gaps are derived first (as the statistics stage does), so that they get their reliability too.
@@ -30,7 +31,7 @@ from depthxai.stats.reliability import (
 from depthxai.stats.run import SINGLE_METHOD_METRICS, add_gap_metrics
 
 SCORE_COLUMNS = ["dataset", "model", "method", "image_id", "metric", "value"]
-ICC_COLUMNS = ["dataset", "model", "metric", "method", "icc2_1", "icc3_1", "icc2_k", "icc3_k", "n_targets",
+ICC_COLUMNS = ["dataset", "model", "metric", "method", "factor", "icc2_1", "icc3_1", "icc2_k", "icc3_k", "n_targets",
                "n_repeats", "n_targets_dropped"]
 
 
@@ -49,7 +50,8 @@ def reliability_tables(scores: pd.DataFrame, retest: pd.DataFrame | None = None,
 
     Args:
         scores: the evaluate stage's merged scores, columns ``dataset, model, method, image_id, metric, value``.
-        retest: the same columns plus ``repeat`` (any label of the repetition: a seed); ``None``: no ICC table.
+        retest: the same columns plus ``factor`` (what the repetitions vary) and ``repeat`` (any label of the
+            repetition within its factor: a seed); ``None``: no ICC table.
         derive_gaps: append ``gap_auc_*`` per image first (:func:`depthxai.stats.run.add_gap_metrics`).
 
     Returns:
@@ -66,9 +68,10 @@ def reliability_tables(scores: pd.DataFrame, retest: pd.DataFrame | None = None,
     if retest is None:
         tables["icc"] = pd.DataFrame(columns=ICC_COLUMNS)
     else:
-        repeated = _clean(retest, [*SCORE_COLUMNS, "repeat"], "retest table")
+        repeated = _clean(retest, [*SCORE_COLUMNS, "factor", "repeat"], "retest table")
         if derive_gaps:  # gaps within each repetition
-            repeated = pd.concat([add_gap_metrics(frame[SCORE_COLUMNS]).assign(repeat=key)
-                                  for key, frame in repeated.groupby("repeat", sort=True)], ignore_index=True)
-        tables["icc"] = retest_reliability(repeated)[ICC_COLUMNS]
+            repeated = pd.concat([add_gap_metrics(frame[SCORE_COLUMNS]).assign(factor=factor, repeat=repeat)
+                                  for (factor, repeat), frame in repeated.groupby(["factor", "repeat"], sort=True)],
+                                 ignore_index=True)
+        tables["icc"] = retest_reliability(repeated, by=("dataset", "model", "metric", "method", "factor"))[ICC_COLUMNS]
     return tables

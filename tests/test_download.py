@@ -333,7 +333,8 @@ def test_gdrive_folder_lookup_uses_gdown(monkeypatch, tmp_path, caplog):
 
 
 def test_paper_downloads_config(shared_dir):
-    downloads = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["downloads"]
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    downloads = config["downloads"]
     for key, spec in downloads.items():
         check_spec(spec, f"downloads.{key}")
     by_file = {spec["filename"]: spec for spec in downloads.values()}
@@ -352,9 +353,17 @@ def test_paper_downloads_config(shared_dir):
         spec = downloads[f"kitti_raw_{drive}"]
         assert spec["url"] == f"https://s3.eu-central-1.amazonaws.com/avg-kitti/raw_data/{drive}/{drive}_sync.zip"
         assert spec["extract_dir"] == "kitti_raw"
+    # the explainer's KITTI train drives (datasets.kitti.train), same URL pattern and raw root as the test drives
+    train_drives = config["datasets"]["kitti"]["train"]["drives"]
+    train_keys = sorted(k for k in downloads if k.startswith("kitti_train_raw_"))
+    assert train_keys == sorted(f"kitti_train_raw_{d}" for d in train_drives) and not set(train_drives) & set(drives)
+    for drive in train_drives:
+        spec = downloads[f"kitti_train_raw_{drive}"]
+        assert spec["url"] == f"https://s3.eu-central-1.amazonaws.com/avg-kitti/raw_data/{drive}/{drive}_sync.zip"
+        assert spec["extract_dir"] == "kitti_raw"
     unpinned = sorted(k for k, s in downloads.items() if not any(s.get(h) for h in ("sha256", "md5", "git_sha1")))
     assert unpinned == sorted(["pixelformer_large07_nyu", "pixelformer_large07_kitti", "kitti_depth_annotated",
-                               *raw_keys])
+                               *raw_keys, *train_keys])
 
 
 def test_check_spec_names_the_key():

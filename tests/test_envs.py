@@ -226,10 +226,12 @@ def test_every_rule_has_an_existing_env_file(preset: str) -> None:
 @pytest.mark.slow
 def test_model_rules_take_cuda_env_and_a_gpu_exactly_when_the_config_asks_for_one() -> None:
     gpu_rules = {"predict", "attribute", "evaluate", "train_explainer", "sanity", "localisation", "object_shift",
-                 "attribute_repeat", "evaluate_repeat"}
-    model_rules = {"train_model", "model_card", *gpu_rules}
+                 "attribute_repeat", "evaluate_repeat", "retrain_explainer", "predict_retrained",
+                 "attribute_retrained", "evaluate_retrained"}
+    model_rules = {"train_model", "retrain_model", "model_card", *gpu_rules}
     for preset, device_env, gpus in (("default", "torch.yaml", 0), ("paper", "torch-cuda.yaml", 1)):
         rules = workflow_rules(preset)
+        assert model_rules <= set(rules), sorted(model_rules - set(rules))
         for name in model_rules:
             assert env_path(rules[name]).name == device_env, (preset, name)
         for name, rule in rules.items():

@@ -517,7 +517,8 @@ def run_reliability(args: argparse.Namespace) -> None:
 @command("reliability", "psychometric reliability of the metrics: Krippendorff alpha, Spearman, test-retest ICC")
 def _reliability_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
-    p.add_argument("--retest", type=Path, nargs="*", default=[], help="scores of repeated runs (with factor and repeat columns)")
+    p.add_argument("--retest", type=Path, nargs="*", default=[],
+                   help="scores of repeated runs (with factor and repeat columns)")
     p.add_argument("--out-dir", type=Path, required=True)
 
 

@@ -166,8 +166,13 @@ def kitti_train_args(wildcards, input):
             f"--train-every {train['every']}")
 
 
+def training_settings(model, seed):
+    """The model's training settings (config models.<model>.train) with the seed, as JSON."""
+    return json.dumps(dict(config["models"][model].get("train", {}), seed=seed))
+
+
 def train_params(wildcards):
-    return json.dumps(dict(config["models"][wildcards.model].get("train", {}), seed=config["seed"]))
+    return training_settings(wildcards.model, config["seed"])
 
 
 def method_params(wildcards):
@@ -247,7 +252,7 @@ def retrain_dir(wildcards):
 
 def retrain_train_params(wildcards):
     """The model's training settings, seeded with base seed + r (everything else as in the main run)."""
-    return json.dumps(dict(config["models"][wildcards.model].get("train", {}), seed=repeat_seed(wildcards)))
+    return training_settings(wildcards.model, repeat_seed(wildcards))
 
 
 def retrain_method_params(wildcards):

@@ -96,7 +96,8 @@ rule object_shift:
 
 # Test-retest, analysis seed: the stochastic methods' maps again with seed + r (the others are reused), and every
 # method evaluated again with seed + r (perturbation and Infidelity noise). Copies of the main rules, so that the
-# repeats run exactly the commands of the main run.
+# repeats run exactly the commands of the main run; a copy names only the params it changes (Snakemake >= 9 keeps
+# the others).
 use rule attribute as attribute_repeat with:
     output:
         "results/science/retest/{dataset}/{model}/{method}/repeat-{repeat}/shard-{shard}.npz",
@@ -105,12 +106,7 @@ use rule attribute as attribute_repeat with:
     benchmark:
         "results/benchmarks/science/attribute_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
     params:
-        name=model_name,
-        method_params=method_params,
-        target=TARGET_JSON,
-        reduction=config["attribution"]["channel_reduction"],
         seed=repeat_seed,
-        device=config["device"],
     wildcard_constraints:
         method="|".join(STOCHASTIC_METHODS) or "(?!)",
 
@@ -130,11 +126,7 @@ use rule evaluate as evaluate_repeat with:
     benchmark:
         "results/benchmarks/science/evaluate_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
     params:
-        name=model_name,
-        evaluation=json_param("evaluation"),
-        target=TARGET_JSON,
         seed=repeat_seed,
-        device=config["device"],
         retest_labels=retest_labels("analysis_seed"),
 
 
@@ -150,7 +142,6 @@ use rule train_model as retrain_model with:
     benchmark:
         "results/benchmarks/science/retrain_{dataset}_{model}_repeat-{repeat}.tsv"
     params:
-        name=model_name,
         train=retrain_train_params,
 
 
@@ -166,10 +157,7 @@ use rule train_explainer as retrain_explainer with:
     benchmark:
         "results/benchmarks/science/retrain_explainer_{dataset}_{model}_repeat-{repeat}.tsv"
     params:
-        name=model_name,
-        explainer=json.dumps(config["methods"].get("explainer", {}), sort_keys=True),
         seed=repeat_seed,
-        device=config["device"],
 
 
 use rule predict as predict_retrained with:
@@ -199,12 +187,7 @@ use rule attribute as attribute_retrained with:
     benchmark:
         "results/benchmarks/science/attribute_retrained_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
     params:
-        name=model_name,
         method_params=retrain_method_params,
-        target=TARGET_JSON,
-        reduction=config["attribution"]["channel_reduction"],
-        seed=config["seed"],
-        device=config["device"],
 
 
 use rule evaluate as evaluate_retrained with:
@@ -222,11 +205,6 @@ use rule evaluate as evaluate_retrained with:
     benchmark:
         "results/benchmarks/science/evaluate_retrained_{dataset}_{model}_{method}_repeat-{repeat}_shard-{shard}.tsv"
     params:
-        name=model_name,
-        evaluation=json_param("evaluation"),
-        target=TARGET_JSON,
-        seed=config["seed"],
-        device=config["device"],
         retest_labels=retest_labels("training_seed"),
 
 

@@ -15,8 +15,8 @@ in memory) into the layout of :mod:`depthxai.data.io`: ids are the 5-digit 0-bas
 (``00000``), RGB as PNG, depth as 16-bit PNG in millimetres (``depth_scale`` 1000; 0 = no measurement).
 The official train frames (795) live in the same file: with ``train_every`` the test preparation also writes
 every k-th of them (by index) as ``split = train`` rows of the same prepared dataset (the learned explainer trains
-on them; no other download is needed). Evaluation uses the Eigen crop (rows 45:471, cols 41:601) and 1e-3 < gt < 10 m, as in the paper's
-protocol and the official METER/PixelFormer evaluation.
+on them; no other download is needed). Evaluation uses the Eigen crop (rows 45:471, cols 41:601) and
+1e-3 < gt < 10 m, as in the paper's protocol and the official METER/PixelFormer evaluation.
 """
 
 from __future__ import annotations

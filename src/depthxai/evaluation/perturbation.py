@@ -322,11 +322,12 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
     # Predictions are clipped to the model's range, as the official evaluation does (AbsRel divides by them).
     clip = (model.card.min_depth, model.card.max_depth)
     clean = resize_depth(native[:1], (h, w))[0, 0].clamp(*clip)
-    curves = dict(zip(("depth_rmse", "depth_absrel"), _score_at(native, (h, w), ReferenceMap(clean, dtype=native.dtype), clip)))
+    clean_reference = ReferenceMap(clean, dtype=native.dtype)
+    curves = dict(zip(("depth_rmse", "depth_absrel"), _score_at(native, (h, w), clean_reference, clip)))
     if ground_truth is not None:
-        reference = ReferenceMap(ground_truth.depth, ground_truth.mask, native.dtype)
+        gt_reference = ReferenceMap(ground_truth.depth, ground_truth.mask, native.dtype)
         curves.update(zip(("gt_rmse", "gt_absrel"),
-                          _score_at(native, tuple(ground_truth.depth.shape[-2:]), reference, clip)))
+                          _score_at(native, tuple(ground_truth.depth.shape[-2:]), gt_reference, clip)))
     table = torch.stack(list(curves.values())).cpu().numpy()  # (metrics, 1 + P) float64
     return {f"{order_name}_{metric}": table[m, source[order_name]]
             for order_name in ORDERS for m, metric in enumerate(curves)}

@@ -182,7 +182,9 @@ def test_saliency_equals_the_analytic_gradient() -> None:
     signed = Saliency(abs=False).attribute(model, x, weights).maps
     assert signed.shape == (2, 3, H, W)
     torch.testing.assert_close(signed, gradient, rtol=1e-12, atol=1e-15)
-    absolute = Saliency().attribute(model, x, weights).maps
+    assert Saliency().signed and not Saliency(abs=True).signed  # signed by default: Infidelity needs the sign
+    torch.testing.assert_close(Saliency().attribute(model, x, weights).maps, gradient, rtol=1e-12, atol=1e-15)
+    absolute = Saliency(abs=True).attribute(model, x, weights).maps
     torch.testing.assert_close(absolute, gradient.abs(), rtol=1e-12, atol=1e-15)
     assert bool((gradient < 0).any())  # the abs matters in this case
 
@@ -206,7 +208,7 @@ def test_saliency_of_a_box_target_vanishes_outside_the_box() -> None:
     model = poly_model(quad=(1.0, 1.0, 1.0))
     x = random_images(1)
     weights = target_weights(TargetSpec("box", box=(0.0, 0.5, 0.5, 1.0)), torch.ones(1, 1, H, W)).double()
-    maps = Saliency().attribute(model, x, weights).maps[0]
+    maps = Saliency(abs=True).attribute(model, x, weights).maps[0]
     inside = torch.zeros(H, W, dtype=torch.bool)
     inside[0:3, 4:8] = True
     assert bool((maps[:, ~inside] == 0).all())
@@ -351,7 +353,9 @@ def test_random_ranking_is_seeded_per_image() -> None:
     x, weights = random_images(3, torch.float32), random_weights(3, torch.float32)
     maps = method.attribute(None, x, weights, seeds=[5, 6, 7]).maps  # type: ignore[arg-type]
     assert maps.shape == (3, 1, H, W)
-    assert torch.equal(maps[1, 0], torch.rand((1, H, W), generator=torch.Generator().manual_seed(6))[0])
+    # uniform in [-1, 1]: signed (the Infidelity reference), and ranked by |r| a uniformly random order
+    assert torch.equal(maps[1, 0], 2 * torch.rand((1, H, W), generator=torch.Generator().manual_seed(6))[0] - 1)
+    assert method.signed and float(maps.min()) < 0 < float(maps.max())
     again = method.attribute(None, x[[2, 1]], weights[[2, 1]], seeds=[7, 6]).maps  # type: ignore[arg-type]
     assert torch.equal(again[0], maps[2]) and torch.equal(again[1], maps[1])
     assert not torch.equal(maps[0], maps[1])

@@ -183,3 +183,34 @@ def test_infidelity_of_a_perfect_attribution_of_a_linear_model_is_zero() -> None
     assert normalised < 1e-6 * scale
     # a map on another region is not
     assert infidelity(model, image, relevance.flip(0, 1), weights, normalize=True) > 1e-3 * scale
+
+
+class SignedPixelLinear(nn.Module):
+    """``depth_p = 5 + s_p sum_c lin_c x_cp`` with a sign ``s_p`` that alternates over the pixels."""
+
+    def __init__(self, lin: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.lin = nn.Parameter(torch.tensor(lin).view(1, 3, 1, 1))
+        sign = torch.ones(1, 1, H, W)
+        sign[..., ::2, :] = -1.0
+        self.register_buffer("sign", sign)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 5.0 + self.sign * (self.lin * x).sum(dim=1, keepdim=True)
+
+
+def test_infidelity_needs_the_signed_map() -> None:
+    """The issue's known answer: on a linear model, Infidelity of the signed gradient is 0, of |gradient| it is not,
+    even after the optimal rescaling; |gradient| then scores like an unrelated map."""
+    model = DepthModel(SignedPixelLinear((0.5, 1.5, 2.0)), toy_card()).eval()
+    image, _, weights = inputs(2)
+    signed = reduce_channels(Saliency().attribute(model, image[None], weights[None]).maps, "sum")[0]
+    unsigned = reduce_channels(Saliency(abs=True).attribute(model, image[None], weights[None]).maps, "sum")[0]
+    assert bool((signed < 0).any()) and bool((unsigned >= 0).all())
+    scale = direct_infidelity(model, image, torch.zeros_like(signed), weights, 16, 0.05, False, 0, 16)
+    assert infidelity(model, image, signed, weights, normalize=True) < 1e-6 * scale
+    magnitude = infidelity(model, image, unsigned, weights, normalize=True)
+    assert magnitude > 0.2 * scale
+    unrelated = infidelity(model, image, torch.rand(H, W, generator=torch.Generator().manual_seed(1)), weights,
+                           normalize=True)
+    assert 0.2 < magnitude / unrelated < 5  # no better than noise, by the order of magnitude

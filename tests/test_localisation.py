@@ -16,12 +16,14 @@ from depthxai.evaluation.localisation import (
     localisation_run,
     make_mosaics,
     object_shift_run,
+    oracle_map,
     region_scores,
     shift_region,
     soft_top_selection,
     tile_box,
     tile_mask,
 )
+from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
 
@@ -141,7 +143,20 @@ def test_localisation_run_on_a_model_with_known_localisation() -> None:
     methods = [build_method("saliency"), build_method("random")]
     table = localisation_run(model, images, methods, n_mosaics=8, seed=2, image_ids=[f"s{i}" for i in range(5)])
     assert list(table.columns) == LOCALISATION_COLUMNS
-    assert len(table) == 2 * 8 * 11
+    assert len(table) == 3 * 8 * 12  # (saliency, random, oracle) x mosaics x (11 localisation metrics + AF)
+    fidelity = table[table["metric"] == "attribution_fidelity"].set_index(["method", "image_id"])["value"]
+    # the oracle's map is the prediction: AF 1 by construction, while it localises nothing in particular
+    np.testing.assert_allclose(fidelity.loc["oracle"].to_numpy(), 1.0, rtol=0, atol=1e-12)
+    mosaics, _ = make_mosaics(images, 8, seed=2)
+    depth = model.native(mosaics)[:, 0].detach()
+    for m in range(8):  # AF of each map against its mosaic's prediction, computed here
+        saliency_map = build_method("saliency").attribute(model, mosaics[m : m + 1], target_weights(
+            TargetSpec(kind="box", box=_box_fraction(m % 4, size)), torch.zeros(1, 1, *size))).maps.sum(dim=1)[0]
+        assert fidelity.loc[("saliency", f"mosaic_{m:04d}")] == pytest.approx(
+            attribution_fidelity(saliency_map, depth[m]), rel=1e-9, nan_ok=True)
+    oracle_focus = table[(table["method"] == "oracle") & (table["metric"] == "focus")]["value"].to_numpy()
+    tile_share = [float(depth[m].double()[tile_mask(m % 4, size)].sum() / depth[m].double().sum()) for m in range(8)]
+    np.testing.assert_allclose(oracle_focus, tile_share, rtol=1e-9)  # the depth's own share of the tile
     focus = table[table["metric"] == "focus"].set_index(["method", "image_id"])["value"]
     # the model is pointwise: the gradient of the tile's mean depth is zero outside the tile
     assert (focus.loc["saliency"] == 1.0).all()
@@ -175,6 +190,19 @@ def test_shift_region_and_region_scores() -> None:
     assert region_scores(torch.ones(9, 9), region)["mass_ratio"] == pytest.approx(1.0)
 
 
+def _box_fraction(tile: int, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    top, left, bottom, right = tile_box(tile, size)
+    return top / size[0], left / size[1], bottom / size[0], right / size[1]
+
+
+def test_oracle_map_pools_back_to_the_prediction() -> None:
+    native = torch.rand(6, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 1.0
+    blocks = oracle_map(native, (24, 32))  # integer factors: copied blocks
+    assert blocks.shape == (24, 32) and torch.equal(blocks[8:12, 12:16], native[2, 3].expand(4, 4))
+    assert attribution_fidelity(blocks, native) == pytest.approx(1.0, abs=1e-12)
+    assert oracle_map(native, (25, 30)).shape == (25, 30)  # otherwise bilinear
+
+
 def test_object_shift_run_plumbing() -> None:
     size = (96, 128)
     model = pointwise_model(size)
@@ -185,5 +213,7 @@ def test_object_shift_run_plumbing() -> None:
     assert values[("saliency", "mass_share")] == 1.0
     assert values[("saliency", "mass_ratio")] == pytest.approx(1.0 / values[("saliency", "area_share")])
     assert 0.5 < values[("random", "mass_ratio")] < 1.5
+    assert values[("oracle", "attribution_fidelity")] == pytest.approx(1.0, abs=1e-12)
+    assert set(table["method"]) == {"saliency", "random", "oracle"}
     row = table.iloc[0]
     assert row["true_shift_m"] > 0  # the object moved away from the camera

@@ -16,11 +16,14 @@ from depthxai.evaluation.perturbation import (
     ReferenceMap,
     deletion_masks,
     normalised_auc,
+    patch_scores,
     perturbation_curves,
+    perturbed_copies,
     pixel_ranking,
     removal_ranks,
     replacement_image,
     rmse_absrel,
+    unit_ranks,
 )
 from depthxai.imageops import gaussian_blur, gaussian_kernel1d
 from depthxai.models.registry import ModelCard
@@ -307,3 +310,139 @@ def test_curves_do_not_depend_on_the_scoring_blocks(block: int, monkeypatch: pyt
             diff = (depth - gt)[truth.mask]
             assert curves[f"{name}_gt_rmse"][i] == pytest.approx(float(diff.square().mean().sqrt()), rel=1e-6)
             assert curves[f"{name}_gt_absrel"][i] == pytest.approx(float((diff.abs() / gt[truth.mask]).mean()), rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- validity
+
+
+def test_target_change_is_the_relative_change_of_the_explained_scalar() -> None:
+    """t = sum(w * depth) with the clean prediction's weights held fixed; for the pointwise model
+    depth_p = 1 + mean colour, so |t(x~) - t(x)| / t(x) is computed here pixel by pixel."""
+    image, relevance = example(4)
+    weights = torch.zeros(H, W)
+    weights[1:3, 2:5] = 1.0 / 6  # a box target: only these pixels count
+    fractions = (0.0, 0.1, 0.25, 0.5)
+    curves = perturbation_curves(pointwise_model(), image, relevance, PerturbationConfig(fractions=fractions),
+                                 MEAN_RGB, seed=0, target_weights=weights, tie_seed=None)
+    depth = 1.0 + image.double().mean(0).numpy().ravel()
+    w = weights.double().numpy().ravel()
+    t_clean = float(w @ depth)
+    order = np.argsort(-np.abs(relevance.numpy().ravel()), kind="stable")
+    for name, ranked in (("morf", order), ("lerf", order[::-1])):
+        expected = []
+        for f in fractions:
+            perturbed = depth.copy()
+            perturbed[ranked[: round(f * H * W)]] = 1.0 + float(np.mean(MEAN_RGB))
+            expected.append(abs(float(w @ perturbed) - t_clean) / t_clean)
+        np.testing.assert_allclose(curves[f"{name}_target_change"], expected, rtol=1e-6, atol=1e-9)
+    # removing pixels outside the box never changes the target, whatever it does to the whole map
+    assert curves["morf_depth_rmse"][1] > 0
+    outside = torch.ones(H, W)
+    outside[1:3, 2:5] = 0.0
+    zero = perturbation_curves(pointwise_model(), image, outside, PerturbationConfig(fractions=(0.0, 0.5)), MEAN_RGB,
+                               seed=0, target_weights=weights)
+    assert zero["morf_target_change"][1] == 0.0 and zero["morf_depth_rmse"][1] > 0
+
+
+def test_ties_are_broken_at_random_not_in_raster_order() -> None:
+    """The issue's probe: a 0/1 mask of 40 rows; at 10 %, the removed tied pixels sat at mean row 4.3 with raster
+    order; with the seeded permutation they centre on the image middle (about 19.5), for MoRF and LeRF alike."""
+    h, w = 40, 60
+    mask = torch.zeros(h, w)
+    mask[torch.rand(h, w, generator=torch.Generator().manual_seed(0)) < 0.3] = 1.0  # 30 % ones, all tied
+    rows = torch.arange(h).repeat_interleave(w).double()
+    k = round(0.1 * h * w)
+    raster = removal_ranks(torch.zeros(h, w), tie_seed=None)
+    assert float(rows[raster < k].mean()) < 5  # the bias of a stable sort: the top rows go first
+    for seed in (1, 2, 3):
+        ranks = removal_ranks(torch.zeros(h, w), tie_seed=seed)
+        assert abs(float(rows[ranks < k].mean()) - 19.5) < 1.5  # MoRF
+        assert abs(float(rows[ranks >= h * w - k].mean()) - 19.5) < 1.5  # LeRF
+        ranks = removal_ranks(mask, tie_seed=seed)
+        ones = mask.reshape(-1) > 0
+        assert bool((ranks[ones] < int(ones.sum())).all())  # the ones still go first
+        assert abs(float(rows[ranks < k].mean()) - float(rows[ones].mean())) < 1.5  # but from every row
+    # deterministic per seed, different across seeds; a strict ranking does not depend on the seed
+    assert torch.equal(removal_ranks(mask, tie_seed=5), removal_ranks(mask, tie_seed=5))
+    assert not torch.equal(removal_ranks(mask, tie_seed=5), removal_ranks(mask, tie_seed=6))
+    strict = torch.randn(h, w, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(removal_ranks(strict, tie_seed=5), removal_ranks(strict, tie_seed=None))
+
+
+def test_a_constant_map_scores_like_the_random_baseline_in_expectation() -> None:
+    image, _ = example(5)
+    model = pointwise_model()
+    config = PerturbationConfig(fractions=(0.0, 0.1, 0.3, 0.5))
+    weights = torch.full((H, W), 1.0 / (H * W))
+    constant, random = [], []
+    for seed in range(300):
+        constant.append(perturbation_curves(model, image, torch.ones(H, W), config, MEAN_RGB, seed=0,
+                                            target_weights=weights, tie_seed=seed)["morf_depth_rmse"])
+        noise = torch.rand(H, W, generator=torch.Generator().manual_seed(10_000 + seed))
+        random.append(perturbation_curves(model, image, noise, config, MEAN_RGB, seed=0, target_weights=weights,
+                                          tie_seed=seed)["morf_depth_rmse"])
+    constant_mean, random_mean = np.mean(constant, axis=0), np.mean(random, axis=0)
+    standard_error = np.std(random, axis=0) / np.sqrt(300)
+    assert np.all(np.abs(constant_mean - random_mean) <= 4 * standard_error * np.sqrt(2) + 1e-12)
+    raster = perturbation_curves(model, image, torch.ones(H, W), config, MEAN_RGB, seed=0, tie_seed=None)
+    assert not np.allclose(raster["morf_depth_rmse"], raster["lerf_depth_rmse"])  # raster order: top vs bottom
+
+
+def test_patch_units_rank_patches_by_summed_relevance() -> None:
+    relevance = torch.zeros(6, 10)
+    relevance[0:3, 3:6] = 1.0  # patch (0, 1) of 3x3 patches
+    relevance[3:6, 9] = -5.0  # the cut border patch (1, 3): 3 pixels of a 3x3 patch
+    scores = patch_scores(relevance, 3)
+    assert scores.shape == (2, 4)
+    assert float(scores[0, 1]) == 9.0 and float(scores[1, 3]) == pytest.approx(15.0 * 9 / 3)  # mean x full area
+    config = PerturbationConfig(unit="patch", patch_size=3)
+    ranks, n_units = unit_ranks(relevance, config, tie_seed=0)
+    assert n_units == 8
+    grid = ranks.view(6, 10)
+    assert bool((grid[3:6, 9] == 0).all()) and bool((grid[0:3, 3:6] == 1).all())  # whole patches, in order
+    assert len(torch.unique(grid[0:3, 0:3])) == 1  # one rank per patch
+    # MoRF at 25 % removes 2 of the 8 patches: exactly those two
+    removed = round(0.25 * n_units)
+    assert removed == 2 and int((grid < removed).sum()) == 9 + 3
+
+
+def test_patch_scheme_curves_by_hand() -> None:
+    image, relevance = example(6)  # 4 x 5 pixels, 2x2 patches: a 2 x 3 grid
+    config = PerturbationConfig(fractions=(0.0, 0.5), unit="patch", patch_size=2)
+    weights = torch.full((H, W), 1.0 / (H * W))
+    curves = perturbation_curves(pointwise_model(), image, relevance, config, MEAN_RGB, seed=0,
+                                 target_weights=weights, tie_seed=0)
+    scores = patch_scores(relevance, 2).numpy().ravel()
+    top = np.argsort(-scores, kind="stable")[:3]  # 50 % of 6 patches
+    depth = 1.0 + image.double().mean(0).numpy()
+    perturbed = depth.copy()
+    for patch in top:
+        r, c = divmod(int(patch), 3)
+        perturbed[2 * r : 2 * r + 2, 2 * c : 2 * c + 2] = 1.0 + float(np.mean(MEAN_RGB))
+    assert curves["morf_target_change"][1] == pytest.approx(abs(perturbed.mean() - depth.mean()) / depth.mean(),
+                                                            rel=1e-6)
+
+
+def test_road_replacement_imputes_each_copy_from_its_kept_pixels() -> None:
+    image, relevance = example(7)
+    removed = torch.zeros(2, H, W, dtype=torch.bool)
+    removed[0, 1, 1] = True
+    removed[1, 1:3, 1:4] = True
+    config = PerturbationConfig(replacement="road", road_noise_std=0.0)
+    copies = perturbed_copies(image, removed, config, MEAN_RGB, seed=0)
+    assert torch.equal(copies[:, :, ~removed[1]], image[None, :, ~removed[1]].expand(2, -1, -1))  # kept pixels kept
+    # one removed pixel: the weighted mean of its 8 kept neighbours (weights 1/6 direct, 1/12 diagonal)
+    neighbours = image[:, 0:3, 0:3].double()
+    weights = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]]).double()
+    expected = (neighbours * weights).sum(dim=(1, 2)) / weights.sum()
+    torch.testing.assert_close(copies[0, :, 1, 1].double(), expected, rtol=1e-6, atol=1e-7)
+    noisy = perturbed_copies(image, removed, PerturbationConfig(replacement="road"), MEAN_RGB, seed=3)
+    assert torch.equal(noisy, perturbed_copies(image, removed, PerturbationConfig(replacement="road"), MEAN_RGB, seed=3))
+    difference = (noisy - copies)[:, :, removed[1]]
+    assert 0.003 < float(difference[1].std()) < 0.03  # ROAD's noise, 0.01, on the imputed pixels only
+    with pytest.raises(ValueError, match="road"):
+        replacement_image(image, config, MEAN_RGB, seed=0)
+    curves = perturbation_curves(pointwise_model(), image, relevance, PerturbationConfig(
+        fractions=(0.0, 0.5, 1.0), replacement="road"), MEAN_RGB, seed=1)
+    # everything removed: each order imputes (and draws noise) on its own copy, from the fallback colour
+    assert curves["morf_depth_rmse"][2] == pytest.approx(curves["lerf_depth_rmse"][2], rel=0.2)

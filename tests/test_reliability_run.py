@@ -32,11 +32,16 @@ def test_alpha_spearman_and_cross_metric_tables() -> None:
     scores = _scores()
     tables = reliability_tables(scores)
     assert set(tables) == {"alpha", "spearman", "cross_metric", "icc"}
-    alpha = tables["alpha"].set_index("metric")["alpha"]
+    assert set(tables["alpha"]["methods_set"]) == {"explanations", "all"}
+    # the explanation methods exclude the random* baselines by default: ig and saliency here
+    explained = tables["alpha"][tables["alpha"]["methods_set"] == "explanations"]
+    assert set(explained["n_methods"]) == {2}
+    alpha = tables["alpha"][tables["alpha"]["methods_set"] == "all"].set_index("metric")["alpha"]
     assert set(alpha.index) == {"morf_auc_depth_rmse", "lerf_auc_depth_rmse", "gap_auc_depth_rmse"}  # no delta
     assert alpha["morf_auc_depth_rmse"] == pytest.approx(1.0)  # every image ranks the methods identically
     assert abs(alpha["lerf_auc_depth_rmse"]) < 0.3
-    spearman = tables["spearman"]
+    spearman = tables["spearman"][tables["spearman"]["methods_set"] == "all"]
+    assert set(tables["spearman"][tables["spearman"]["methods_set"] == "explanations"]["method_a"]) == {"ig", "saliency"}
     morf = spearman[spearman["metric"] == "morf_auc_depth_rmse"].pivot(index="method_a", columns="method_b",
                                                                        values="spearman")
     assert np.allclose(np.diag(morf.to_numpy()), 1.0)
@@ -109,3 +114,32 @@ def test_reliability_table_has_one_icc_column_per_factor() -> None:
     assert np.isnan(table.loc["fidelity", "icc_training_seed_mean"])  # that factor did not score this metric
     assert table.loc["fidelity", "alpha_mean"] == pytest.approx(0.9)
     assert "icc_analysis_seed_mean" not in reliability_table(alpha, icc.iloc[:0]).columns
+
+
+def _indistinguishable(baseline_first: bool, rng: np.random.Generator, n_images: int = 32) -> pd.DataFrame:
+    """4 methods with the same score distribution on every image, and optionally a baseline always scored lowest."""
+    rows = []
+    for i in range(n_images):
+        for method in ("saliency", "ig", "rollout", "explainer"):
+            rows.append(("d", "m", method, f"img{i}", "gap_auc_target_change", rng.normal()))
+        if baseline_first:
+            rows.append(("d", "m", "random_smooth", f"img{i}", "gap_auc_target_change", -10.0 + rng.normal()))
+    return pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "metric", "value"])
+
+
+def test_alpha_over_the_explanation_methods_is_not_inflated_by_a_baseline() -> None:
+    """The simulation of the issue: 4 indistinguishable methods over 32 images give alpha about 0; a baseline that
+    every image ranks first raises the all-methods alpha to about 0.5, while the explanations' alpha stays at 0."""
+    rng = np.random.default_rng(5)
+    plain, inflated, explanations = [], [], []
+    for _ in range(20):
+        tables = reliability_tables(_indistinguishable(False, rng), derive_gaps=False,
+                                    methods=["saliency", "ig", "rollout", "explainer"])
+        plain.append(float(tables["alpha"].query("methods_set == 'all'")["alpha"].iloc[0]))
+        tables = reliability_tables(_indistinguishable(True, rng), derive_gaps=False,
+                                    methods=["saliency", "ig", "rollout", "explainer"])
+        inflated.append(float(tables["alpha"].query("methods_set == 'all'")["alpha"].iloc[0]))
+        explanations.append(float(tables["alpha"].query("methods_set == 'explanations'")["alpha"].iloc[0]))
+    assert abs(np.mean(plain)) < 0.05
+    assert abs(np.mean(explanations)) < 0.05
+    assert 0.4 < np.mean(inflated) < 0.6

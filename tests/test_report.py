@@ -26,12 +26,13 @@ from depthxai.report.tables import (
     latex_escape,
     sort_methods,
     table1,
+    table1_depth,
     table2,
     to_latex,
     to_markdown,
     write_table,
 )
-from depthxai.stats.run import run_statistics
+from depthxai.stats.run import paired_differences, run_statistics
 from depthxai.stats.tests import bootstrap_ci
 
 DPI = 40
@@ -72,9 +73,9 @@ def statistics() -> dict[str, pd.DataFrame]:
 # ------------------------------------------------------------------------------------------------ tables
 
 
-def test_table1_rows_numbers_and_best_marks(statistics) -> None:
+def test_table1_depth_rows_numbers_and_best_marks(statistics) -> None:
     summary, friedman = statistics["summary"], statistics["friedman"]
-    table = table1(summary, friedman)
+    table = table1_depth(summary, friedman)
     assert len(table) == 2 * 4
     assert list(table["method"][:4]) == ["saliency", "ig", "rollout", "random"]  # canonical order, baseline last
     assert list(table["model"]) == ["meter_xxs"] * 4 + ["pixelformer_nano07"] * 4
@@ -101,7 +102,7 @@ def test_table1_rows_numbers_and_best_marks(statistics) -> None:
     assert best[("meter_xxs", "gap")] == "ig"  # 0.3 - 0.1 = 0.2 beats 0.0 and -0.1 and 0.0
     assert table[["best_morf", "best_lerf", "best_gap"]].sum().tolist() == [2, 2, 2]
 
-    with_random = table1(summary, friedman, baselines=())
+    with_random = table1_depth(summary, friedman, baselines=())
     assert with_random.loc[with_random["best_morf"], "method"].tolist() == ["random", "random"]
 
 
@@ -110,6 +111,7 @@ def test_table2_and_accuracy_table(statistics) -> None:
     assert len(table) == 8
     assert table.loc[table["best_fidelity"], "method"].tolist() == ["saliency", "saliency"]
     assert table.loc[table["best_infidelity"], "method"].tolist() == ["rollout", "rollout"]
+    assert table["infidelity_comparable"].all() and (table["note"] == "").all()
     scores = _scores()
     fid = scores[(scores["model"] == "meter_xxs") & (scores["method"] == "ig") & (scores["metric"] == "attribution_fidelity")]
     row = table[(table["model"] == "meter_xxs") & (table["method"] == "ig")].iloc[0]
@@ -133,8 +135,83 @@ def test_table2_and_accuracy_table(statistics) -> None:
     assert result["n"].tolist() == [6, 6]
     with pytest.raises(ValueError, match="no rows for"):
         accuracy_table(accuracy, metrics=("abs_rel", "sq_rel"))
+
+
+def test_table2_marks_the_infidelity_of_unsigned_maps_not_comparable() -> None:
+    """Rollout's maps have no sign: the evaluation scores them as infidelity_unsigned; Table 2 shows the value with
+    a dagger and a note, never marks it best, and its Friedman test compares the signed maps only."""
+    scores = _scores()
+    unsigned = (scores["method"] == "rollout") & (scores["metric"] == "infidelity")
+    scores.loc[unsigned, "metric"] = "infidelity_unsigned"
+    result = run_statistics(scores, n_resamples=100, seed=0)
+    table = table2(result["summary"], result["friedman"])
+    rollout = table[table["method"] == "rollout"].iloc[0]
+    assert not rollout["infidelity_comparable"] and "no sign" in rollout["note"]
+    expected = scores[unsigned & (scores["model"] == rollout["model"])]["value"].mean()
+    assert rollout["infidelity_mean"] == pytest.approx(expected, rel=1e-12)
+    assert table.loc[table["best_infidelity"], "method"].tolist() == ["saliency", "saliency"]  # rollout not eligible
+    matrix = scores[(scores["model"] == "meter_xxs") & (scores["metric"] == "infidelity")].pivot(
+        index="image_id", columns="method", values="value")
+    assert sorted(matrix.columns) == ["ig", "random", "saliency"]
+    first = table[table["model"] == "meter_xxs"].iloc[0]
+    assert first["friedman_p_infidelity"] == pytest.approx(stats.friedmanchisquare(*matrix.to_numpy().T).pvalue)
+    markdown = to_markdown(table, "cap")
+    assert sum(" †" in line for line in _table_lines(markdown)) == 2  # rollout's cell, once per model
+    assert r"$^\dagger$" in to_latex(table, "cap", "tab:t2")
+
+
+def _target_scores(n_images: int = 12, seed: int = 3) -> pd.DataFrame:
+    """MoRF / LeRF AUCs of the target change under two schemes; ig best under pixel, rollout best under road;
+    the baselines flat; the explainer ahead of everything (but noted)."""
+    rng = np.random.default_rng(seed)
+    gaps = {"pixel": {"saliency": 0.2, "ig": 0.5, "rollout": 0.3, "explainer": 0.9, "random_smooth": 0.0,
+                      "random": 0.05},
+            "road": {"saliency": 0.1, "ig": 0.2, "rollout": 0.4, "explainer": 0.3, "random_smooth": 0.0,
+                     "random": 0.0}}
+    rows = []
+    for scheme, suffix in (("pixel", ""), ("road", "@road")):
+        for method, gap in gaps[scheme].items():
+            for i in range(n_images):
+                lerf = 0.1 + 0.01 * rng.normal()
+                rows.append(("synthindoor", "meter_xxs", method, f"img_{i:02d}", f"morf_auc_target_change{suffix}",
+                             lerf + gap + 0.01 * rng.normal()))
+                rows.append(("synthindoor", "meter_xxs", method, f"img_{i:02d}", f"lerf_auc_target_change{suffix}",
+                             lerf))
+    return pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "metric", "value"])
+
+
+def test_table1_gaps_per_scheme_and_paired_differences() -> None:
+    result = run_statistics(_target_scores(), n_resamples=200, seed=0)
+    table = table1(result["summary"], result["friedman"], result["paired"])
+    assert table["method"].tolist() == ["saliency", "ig", "rollout", "explainer", "random_smooth", "random"]
+    assert [c for c in table.columns if c.endswith("_mean")] == [
+        "gap_pixel_mean", "delta_pixel_mean", "gap_road_mean", "delta_road_mean", "morf_target_mean",
+        "lerf_target_mean"]
+    rows = table.set_index("method")
+    assert rows.loc["ig", "gap_pixel_mean"] == pytest.approx(0.5, abs=0.01)
+    assert rows.loc["rollout", "gap_road_mean"] == pytest.approx(0.4, abs=0.01)
+    # best among the explanation methods (the explainer competes, noted; the baselines never)
+    assert rows.index[rows["best_gap_pixel"]].tolist() == ["explainer"]
+    assert rows.index[rows["best_gap_road"]].tolist() == ["rollout"]
+    assert "deletion objective" in rows.loc["explainer", "note"] and rows.loc["ig", "note"] == ""
+    # the paired differences are those of the stats stage, against random_smooth; none for the baseline itself
+    paired = paired_differences(_with_gaps(), n_resamples=200, seed=0).set_index(["metric", "method"])
+    assert rows.loc["ig", "delta_road_mean"] == pytest.approx(paired.loc[("gap_auc_target_change@road", "ig"),
+                                                                         "mean_difference"], rel=1e-12)
+    assert np.isnan(rows.loc["random_smooth", "delta_pixel_mean"])
+    assert rows.loc["ig", "delta_pixel_ci_method"] == "BCa over images"
+    markdown = to_markdown(table, "cap")
+    assert "MoRF − LeRF, pixel" in markdown and "Δ gap vs baseline, road" in markdown
+    with pytest.raises(ValueError, match="no rows for metric 'gap_auc_depth_rmse'"):
+        table1(result["summary"], result["friedman"], result["paired"], curve="depth_rmse")
+
+
+def _with_gaps() -> pd.DataFrame:
+    from depthxai.stats.run import add_gap_metrics
+
+    return add_gap_metrics(_target_scores())
     with pytest.raises(ValueError, match="no rows for metric"):
-        table1(statistics["summary"], statistics["friedman"], curve="gt_rmse")
+        table1_depth(statistics["summary"], statistics["friedman"], curve="gt_rmse")
 
 
 def _table_lines(markdown: str) -> list[str]:
@@ -142,7 +219,7 @@ def _table_lines(markdown: str) -> list[str]:
 
 
 def test_markdown_and_latex_are_well_formed(statistics, tmp_path) -> None:
-    table = table1(statistics["summary"], statistics["friedman"])
+    table = table1_depth(statistics["summary"], statistics["friedman"])
     caption = "Perturbation AUCs of the depth_rmse curve (50% removed; mean [95% CI])."
     paths = write_table(table, tmp_path / "table_1", caption)
     assert [p.name for p in paths] == ["table_1.csv", "table_1.md", "table_1.tex"]
@@ -179,7 +256,7 @@ def test_markdown_and_latex_are_well_formed(statistics, tmp_path) -> None:
     assert r"\toprule" in latex and r"\bottomrule" in latex and r"\label{tab:table-1}" in latex
 
     # Rerun: same bytes.
-    again = write_table(table1(statistics["summary"], statistics["friedman"]), tmp_path / "again", caption)
+    again = write_table(table1_depth(statistics["summary"], statistics["friedman"]), tmp_path / "again", caption)
     assert again[0].read_bytes() == paths[0].read_bytes()
     assert again[1].read_bytes() == paths[1].read_bytes()
 
@@ -241,14 +318,14 @@ def _curves(n_images: int = 6, seed: int = 0) -> pd.DataFrame:
                 for order in ("morf", "lerf"):
                     for fraction in (0.0, 0.1, 0.3, 0.5):
                         value = (s if order == "morf" else 1.2 - s) * fraction + 0.02 * rng.random() * (fraction > 0)
-                        rows.append(("synthindoor", model, method, f"img_{i}", order, fraction, "depth_rmse", value))
-                        rows.append(("synthindoor", model, method, f"img_{i}", order, fraction, "gt_rmse", value))
+                        for curve in ("depth_rmse", "gt_rmse", "target_change", "target_change@road"):
+                            rows.append(("synthindoor", model, method, f"img_{i}", order, fraction, curve, value))
     return pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "order", "fraction", "curve", "value"])
 
 
 def test_curve_bands_match_direct_computation() -> None:
     curves = _curves()
-    bands = figures.curve_bands(curves, band="t", confidence=0.9)
+    bands = figures.curve_bands(curves, curve="depth_rmse", band="t", confidence=0.9)
     assert len(bands) == 2 * 3 * 2 * 4
     point = curves[(curves["model"] == "meter_xxs") & (curves["method"] == "ig") & (curves["order"] == "morf")
                    & (curves["fraction"] == 0.3) & (curves["curve"] == "depth_rmse")]["value"].to_numpy()
@@ -257,7 +334,7 @@ def test_curve_bands_match_direct_computation() -> None:
     low, high = stats.t.interval(0.9, len(point) - 1, loc=point.mean(), scale=stats.sem(point))
     assert (row["mean"], row["low"], row["high"]) == (pytest.approx(point.mean()), pytest.approx(low),
                                                       pytest.approx(high))
-    boot = figures.curve_bands(curves, band="bootstrap", n_resamples=300, seed=2)
+    boot = figures.curve_bands(curves, curve="depth_rmse", band="bootstrap", n_resamples=300, seed=2)
     row = boot[(boot["model"] == "meter_xxs") & (boot["method"] == "ig") & (boot["order"] == "morf")
                & (boot["fraction"] == 0.3)].iloc[0]
     _, low, high = bootstrap_ci(np.sort(point), n_resamples=300, method="percentile", seed=2)
@@ -277,6 +354,12 @@ def test_figure_curves_written_and_byte_identical(tmp_path) -> None:
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     one_model = figures.plot_curves(curves[curves["model"] == "meter_xxs"], n_resamples=50)
     assert one_model.get_size_inches()[1] < fig.get_size_inches()[1]  # one facet row fewer
+    # one column per removal scheme and order: target_change and target_change@road
+    assert len(fig.axes[0].figure.axes) >= 2 * 4
+    assert figures.curve_schemes(curves, "target_change") == ["target_change", "target_change@road"]
+    assert "removal: road" in fig.axes[2].get_title()
+    single = figures.plot_curves(curves, curve="depth_rmse", n_resamples=50)
+    assert single.get_size_inches()[0] < fig.get_size_inches()[0]
 
 
 def _fidelity_scores() -> tuple[pd.DataFrame, set[tuple[str, str, str]]]:
@@ -298,7 +381,7 @@ def _fidelity_scores() -> tuple[pd.DataFrame, set[tuple[str, str, str]]]:
                     fidelity, morf = -100.0, 100.0
                     planted.add((model, method, f"img_{i:02d}"))
                 k += 1
-                for metric, value in (("attribution_fidelity", fidelity), ("morf_auc_depth_rmse", morf),
+                for metric, value in (("attribution_fidelity", fidelity), ("gap_auc_target_change", morf),
                                       ("infidelity", infid)):
                     rows.append(("synthindoor", model, method, f"img_{i:02d}", metric, value))
     return pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "metric", "value"]), planted
@@ -320,6 +403,12 @@ def test_disagreement_rule_marks_exactly_the_constructed_points() -> None:
     assert set(infid.loc[infid["disagree"], "image_id"]) <= {"img_03", "img_07"}
     assert figures.disagreement_points(scores, threshold=0.99)["disagree"].sum() == 0
     assert "differ by more than 0.3" in figures.disagreement_caption(threshold=0.3)
+    # A gap the scores lack is derived from its MoRF and LeRF AUCs, per image.
+    split = scores[scores["metric"] == "gap_auc_target_change"]
+    derived = pd.concat([scores[scores["metric"] != "gap_auc_target_change"],
+                         split.assign(metric="morf_auc_target_change", value=split["value"] + 1.0),
+                         split.assign(metric="lerf_auc_target_change", value=1.0)])
+    pd.testing.assert_frame_equal(figures.disagreement_points(derived), points)
     # A point whose AF is NaN is left out.
     scores.loc[(scores["metric"] == "attribution_fidelity") & (scores["image_id"] == "img_00"), "value"] = np.nan
     assert len(figures.disagreement_points(scores)) == 2 * 33

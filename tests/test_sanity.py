@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from depthxai.attribution import TargetSpec, build_method, target_weights
+from depthxai.attribution import AttributionMethod, AttributionResult, TargetSpec, build_method, target_weights
 from depthxai.evaluation.sanity import (
     METER_CASCADE,
     SANITY_COLUMNS,
@@ -208,6 +208,45 @@ def test_cascading_randomisation_known_answers() -> None:
     af0 = value.loc[(0, "saliency", slice(None), "attribution_fidelity")].to_numpy()
     af3 = value.loc[(3, "saliency", slice(None), "attribution_fidelity")].to_numpy()
     assert np.all(np.isfinite(af0)) and not np.allclose(af0, af3)
+
+
+class _PredictionMap(AttributionMethod):
+    """A stand-in for a trained explainer: its maps come from the model it was 'trained' against, whatever model
+    it is later called with (as a learned explainer's do)."""
+
+    name = "explainer"
+
+    def __init__(self, trained_against: DepthModel) -> None:
+        self.trained_against = trained_against
+
+    def attribute(self, model, images, weights, seeds=None) -> AttributionResult:  # type: ignore[no-untyped-def]
+        with torch.no_grad():
+            return AttributionResult(maps=self.trained_against(images))
+
+
+def test_the_explainer_is_retrained_once_against_the_fully_randomised_model() -> None:
+    model = tiny_model()
+    images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        weights = target_weights(TargetSpec(), model(images))
+    trained_on: list[dict[str, torch.Tensor]] = []
+
+    def retrain(randomised: DepthModel) -> AttributionMethod:
+        trained_on.append({k: v.clone() for k, v in randomised.net.state_dict().items()})
+        return _PredictionMap(randomised)
+
+    table = cascading_randomisation(model, images, weights, [build_method("saliency")], seed=7, image_ids=["a", "b"],
+                                    retrain_explainer=(_PredictionMap(model), retrain))
+    explainer = table[table["method"] == "explainer"]
+    assert sorted(explainer["step"].unique()) == [0, 3]  # the intact model and the fully randomised one only
+    assert len(trained_on) == 1
+    original = model.net.state_dict()
+    assert all(not torch.equal(original[k], v) for k, v in trained_on[0].items() if v.is_floating_point())
+    value = explainer.set_index(["step", "image_id", "metric"])["value"]
+    assert (value.loc[(0, slice(None), "spearman")] == 1.0).all()
+    assert (value.loc[(3, slice(None), "spearman")] < 0.99).all()  # the retrained explainer's maps changed
+    saliency = table[table["method"] == "saliency"]
+    assert sorted(saliency["step"].unique()) == [0, 1, 2, 3]
 
 
 def test_step_scores_match_an_independent_recomputation() -> None:

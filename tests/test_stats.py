@@ -17,6 +17,7 @@ from depthxai.stats.tests import (
     pairwise_wilcoxon,
     rank_biserial,
     summarise,
+    two_level_bootstrap_ci,
 )
 
 
@@ -194,3 +195,31 @@ def test_summarise_values_and_determinism(tmp_path) -> None:
     shuffled = tidy.sample(frac=1.0, random_state=3)
     summarise(shuffled, ["model", "method"], n_resamples=500).to_csv(second, index=False)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_two_level_bootstrap_keeps_the_between_cluster_variance() -> None:
+    """Clusters (training seeds) shift every observation (image) of theirs: the two-level interval covers the true
+    mean about as often as it claims, the images-only interval of the pooled data far less often."""
+    rng = np.random.default_rng(8)
+    covered_two_level, covered_pooled, runs = 0, 0, 60
+    for r in range(runs):
+        clusters = [rng.normal(size=24) + rng.normal(scale=1.0) for _ in range(8)]  # true mean 0
+        _, low, high = two_level_bootstrap_ci(clusters, n_resamples=600, seed=r)
+        covered_two_level += low <= 0.0 <= high
+        _, low, high = bootstrap_ci(np.concatenate(clusters), n_resamples=600, seed=r, method="percentile")
+        covered_pooled += low <= 0.0 <= high
+    assert covered_two_level / runs >= 0.8
+    assert covered_pooled / runs <= 0.6
+
+
+def test_two_level_bootstrap_known_answers() -> None:
+    sample = np.random.default_rng(1).normal(size=20)
+    # one cluster: the images-only BCa interval
+    assert two_level_bootstrap_ci([sample], n_resamples=500, seed=3) == bootstrap_ci(sample, n_resamples=500, seed=3)
+    # the estimate is the mean of the cluster means; constant clusters equal to each other have no spread
+    estimate, low, high = two_level_bootstrap_ci([np.full(5, 2.0), np.full(5, 2.0)], n_resamples=200)
+    assert estimate == low == high == 2.0
+    estimate, _, _ = two_level_bootstrap_ci([np.array([1.0, 3.0]), np.array([10.0, 10.0, 10.0])], n_resamples=200)
+    assert estimate == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="NaN"):
+        two_level_bootstrap_ci([np.array([1.0, np.nan])])

@@ -14,10 +14,11 @@ from depthxai.stats.run import (
     WILCOXON_COLUMNS,
     add_gap_metrics,
     metric_direction,
+    paired_differences,
     read_statistics,
     run_statistics,
 )
-from depthxai.stats.tests import bootstrap_ci
+from depthxai.stats.tests import bootstrap_ci, two_level_bootstrap_ci
 
 METHODS = ["ig", "random", "saliency"]
 N_IMAGES = 12
@@ -195,7 +196,8 @@ def test_metric_directions() -> None:
     assert metric_direction("morf_auc_gt_absrel_change") == "higher"
     assert metric_direction("lerf_auc_depth_rmse") == "lower"
     assert metric_direction("attribution_fidelity") == "higher"
-    assert metric_direction("infidelity") == "lower"
+    assert metric_direction("infidelity") == "lower" and metric_direction("infidelity_unsigned") == "lower"
+    assert metric_direction("gap_auc_target_change@road") == "higher"
     assert metric_direction("delta1") == "higher" and metric_direction("abs_rel") == "lower"
     assert metric_direction("convergence_delta") is None
 
@@ -208,7 +210,7 @@ def test_deterministic_and_round_trip(tmp_path) -> None:
         pd.testing.assert_frame_equal(first[name], second[name])
     paths_a = write_csv_tables(first, tmp_path / "a")
     paths_b = write_csv_tables(second, tmp_path / "b")
-    assert [p.name for p in paths_a] == ["friedman.csv", "summary.csv", "wilcoxon.csv"]
+    assert [p.name for p in paths_a] == ["friedman.csv", "paired.csv", "summary.csv", "wilcoxon.csv"]
     for a, b in zip(paths_a, paths_b):
         assert a.read_bytes() == b.read_bytes()
     back = read_statistics(tmp_path / "a")
@@ -223,3 +225,38 @@ def test_rejects_bad_input() -> None:
         run_statistics(scores.drop(columns="image_id"))
     with pytest.raises(ValueError, match="alpha"):
         run_statistics(scores, alpha=1.5)
+
+
+def _gaps(shift: float, seed: int) -> pd.DataFrame:
+    """Per-image gaps of ig, saliency and random_smooth, ig ahead of the baseline by ``shift``."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=N_IMAGES)
+    rows = []
+    for method, offset in (("ig", shift), ("saliency", 0.0), ("random_smooth", 0.0)):
+        for i in range(N_IMAGES):
+            rows.append(("d", "m", method, f"{i:04d}", "gap_auc_target_change", base[i] + offset + 0.1 * rng.normal()))
+    return pd.DataFrame(rows, columns=["dataset", "model", "method", "image_id", "metric", "value"])
+
+
+def test_paired_differences_against_the_baseline() -> None:
+    scores = _gaps(0.5, seed=2)
+    table = paired_differences(scores, n_resamples=300, seed=4).set_index("method")
+    assert set(table.index) == {"ig", "saliency"} and (table["baseline"] == "random_smooth").all()
+    wide = scores.pivot(index="image_id", columns="method", values="value")
+    difference = np.sort((wide["ig"] - wide["random_smooth"]).to_numpy())
+    expected = bootstrap_ci(difference, n_resamples=300, seed=4)
+    assert table.loc["ig", ["mean_difference", "ci_low", "ci_high"]].tolist() == pytest.approx(list(expected))
+    assert table.loc["ig", "ci_method"] == "BCa over images" and int(table.loc["ig", "n_seeds"]) == 1
+    assert table.loc["ig", "ci_low"] > 0 > table.loc["saliency", "ci_low"]  # the shifted method is above the baseline
+    # training-seed repeats: one more cluster per repeat, a two-level bootstrap
+    repeat = _gaps(0.3, seed=9).assign(factor="training_seed", repeat=1)
+    analysis = _gaps(5.0, seed=10).assign(factor="analysis_seed", repeat=1)  # ignored: not a training seed
+    morf_lerf = pd.concat([repeat.assign(metric="morf_auc_target_change"),
+                           repeat.assign(metric="lerf_auc_target_change", value=0.0), analysis])
+    two = paired_differences(scores, retest=morf_lerf, n_resamples=300, seed=4).set_index("method")
+    assert int(two.loc["ig", "n_seeds"]) == 2 and two.loc["ig", "ci_method"].startswith("two-level bootstrap")
+    wide_r = repeat.pivot(index="image_id", columns="method", values="value")
+    clusters = [difference, np.sort((wide_r["ig"] - wide_r["random_smooth"]).to_numpy())]
+    assert two.loc["ig", ["mean_difference", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        list(two_level_bootstrap_ci(clusters, n_resamples=300, seed=4)))
+    assert two.loc["ig", "mean_difference"] == pytest.approx(0.5 * (clusters[0].mean() + clusters[1].mean()))

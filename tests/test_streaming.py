@@ -197,7 +197,7 @@ def test_streamed_stages_equal_the_in_memory_ones(dataset: Path, tmp_path: Path)
         np.testing.assert_array_equal(picked["b2"], in_memory["maps"][2])
 
         # the evaluation reads one image at a time from the files and gives the in-memory tables
-        config = EvaluationConfig(perturbation=PerturbationConfig(fractions=(0.0, 0.25, 0.5), batch_size=4),
+        config = EvaluationConfig(schemes=(PerturbationConfig(fractions=(0.0, 0.25, 0.5), batch_size=4),),
                                   infidelity_samples=4)
         in_memory["meta"] = json.loads(str(in_memory["meta"]))
         expected = evaluate_split(model, dataset, arrays, in_memory, config, target, (0.5, 0.5, 0.5), seed=1,
@@ -206,4 +206,4 @@ def test_streamed_stages_equal_the_in_memory_ones(dataset: Path, tmp_path: Path)
                                     progress=False)
         for ours, theirs in zip(from_files, expected):
             pd.testing.assert_frame_equal(ours, theirs)
-        assert len(expected[0]) > 0 and len(expected[1]) == len(IDS) * 2 * 3 * 4
+        assert len(expected[0]) > 0 and len(expected[1]) == len(IDS) * 2 * 3 * 5  # ids x orders x fractions x curves

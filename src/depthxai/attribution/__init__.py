@@ -1,7 +1,7 @@
 """Attribution methods behind one interface (see :mod:`depthxai.attribution.base`).
 
 ``build_method(name, params)`` returns a method by its config name: ``saliency``, ``ig``, ``rollout``,
-``random``, ``explainer``.
+``random``, ``random_smooth``, ``explainer``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from typing import Any
 
 from depthxai.attribution.base import AttributionMethod, AttributionResult, image_seed, reduce_channels
 from depthxai.attribution.explainer import Explainer
-from depthxai.attribution.gradient import IntegratedGradients, RandomRanking, Saliency
+from depthxai.attribution.baselines import RandomRanking, RandomSmooth
+from depthxai.attribution.gradient import IntegratedGradients, Saliency
 from depthxai.attribution.rollout import AttentionRollout
 from depthxai.attribution.targets import TargetModel, TargetSpec, target_weights
 from depthxai.errors import ConfigError
 
-METHOD_NAMES = ("saliency", "ig", "rollout", "random", "explainer")
+METHOD_NAMES = ("saliency", "ig", "rollout", "random", "random_smooth", "explainer")
+#: The model-independent reference maps (never compared as explanations: see depthxai.attribution.baselines).
+BASELINE_METHODS = ("random", "random_smooth")
 
 
 def build_method(name: str, params: Mapping[str, Any] | None = None,
@@ -37,6 +40,12 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
         return AttentionRollout(**params)
     if name == "random":
         return RandomRanking()
+    if name == "random_smooth":
+        params.pop("match_methods", None)  # used by the workflow to measure the target length
+        if params.get("correlation_length") == "auto":
+            raise ConfigError("config key methods.random_smooth.correlation_length: 'auto' is resolved by the workflow "
+                              "(rule smoothness); pass a length in pixels or correlation_length_file")
+        return RandomSmooth(**params)
     if name == "explainer":
         if "weights" not in params:
             raise ConfigError("config key methods.explainer.weights: required (the trained explainer's state dict)")
@@ -45,6 +54,7 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
 
 
 __all__ = [
+    "BASELINE_METHODS",
     "METHOD_NAMES",
     "AttentionRollout",
     "AttributionMethod",
@@ -52,6 +62,7 @@ __all__ = [
     "Explainer",
     "IntegratedGradients",
     "RandomRanking",
+    "RandomSmooth",
     "Saliency",
     "TargetModel",
     "TargetSpec",

@@ -46,6 +46,10 @@ class AttributionMethod(abc.ABC):
     name: str = ""
     #: whether the maps depend on ``seeds`` (IG with a noise baseline, random ranking)
     stochastic: bool = False
+    #: whether the maps carry a sign (the direction of a pixel's effect on the target: gradients, IG); unsigned
+    #: maps (rollout, learned masks, |gradient|) rank pixels but are not first-order explanations, so their
+    #: Infidelity is not comparable with that of signed maps
+    signed: bool = False
 
     @abc.abstractmethod
     def attribute(self, model: DepthModel, images: Tensor, weights: Tensor,

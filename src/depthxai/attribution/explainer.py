@@ -389,15 +389,23 @@ class Explainer(AttributionMethod):
     Args:
         weights: path of the state dict written by :func:`train_explainer`.
         width: the net's width; ``None`` reads it from the state dict.
+        net: or a trained net in memory (:func:`fit_explainer`), instead of ``weights``.
     """
 
     name = "explainer"
 
-    def __init__(self, weights: str | Path, width: int | None = None) -> None:
-        self.weights = Path(weights)
-        state_width = width_of_state(read_state_dict(self.weights)) if width is None else int(width)
-        self.net = ExplainerNet(width=state_width)
-        load_weights(self.net, self.weights)  # strict; leaves eval mode
+    def __init__(self, weights: str | Path | None = None, width: int | None = None,
+                 net: ExplainerNet | None = None) -> None:
+        if (weights is None) == (net is None):
+            raise ValueError("the explainer needs exactly one of weights (a file) and net (a trained ExplainerNet)")
+        if net is None:
+            self.weights: Path | None = Path(weights)  # type: ignore[arg-type]
+            state_width = width_of_state(read_state_dict(self.weights)) if width is None else int(width)
+            net = ExplainerNet(width=state_width)
+            load_weights(net, self.weights)  # strict; leaves eval mode
+        else:
+            self.weights = None
+        self.net = net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
 
@@ -551,13 +559,24 @@ def train_explainer(model: DepthModel, data_root: str | Path, config: ExplainerC
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _train(model, Path(data_root), config, Path(out_weights), Path(out_metrics), log, progress)
+        net, fit = fit_explainer(model, data_root, config, log=log, progress=progress)
+        state = {k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
+        save_state_dict(out_weights, state)  # through a handle: the same weights always give the same bytes
+        return _write_metrics(net, model, Path(data_root), config, fit, Path(out_metrics), log)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(model: DepthModel, data_root: Path, config: ExplainerConfig, out_weights: Path, out_metrics: Path,
-           log: logging.Logger, progress: bool) -> dict[str, Any]:
+def fit_explainer(model: DepthModel, data_root: str | Path, config: ExplainerConfig,
+                  log: logging.Logger | None = None, progress: bool = True) -> tuple[ExplainerNet, dict[str, Any]]:
+    """Train an :class:`ExplainerNet` against the frozen ``model`` (see :func:`train_explainer`), in memory.
+
+    Returns:
+        ``(net in eval mode, record)``: the record holds ``final_losses``, ``history``, ``train_seconds``,
+        ``epochs``, ``steps``, ``stopped_by_time``, ``n_train``, ``n_parameters``, ``mean_rgb`` and ``floor_m``.
+    """
+    log = log or _LOG
+    data_root = Path(data_root)
     started = time.perf_counter()
     info = read_dataset_info(data_root)
     model.eval()
@@ -609,6 +628,9 @@ def _train(model: DepthModel, data_root: Path, config: ExplainerConfig, out_weig
             weights = _batch_targets(c.cpu(), config.target_kinds, config.target_quantile, gen).to(device)
             replacement = replacement_images(x, config, mean_rgb)
             loss, terms = _step_losses(net, model, x, c_log, weights, replacement, config, floor_m)
+            if not bool(torch.isfinite(loss)):
+                raise DataError(f"the explainer training of {card.name} diverged in epoch {epoch + 1}, step {b + 1} "
+                                f"(loss {float(loss.detach())}); lower methods.explainer.lr (now {config.lr:g})")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -633,19 +655,24 @@ def _train(model: DepthModel, data_root: Path, config: ExplainerConfig, out_weig
                         steps_run / steps_per_epoch, config.max_minutes)
             break
     train_seconds = time.perf_counter() - started
-
     net.eval()
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
-    save_state_dict(out_weights, state)  # through a handle: the same weights always give the same bytes
+    return net, {"final_losses": epoch_terms, "history": history, "train_seconds": train_seconds,
+                 "epochs": steps_run / steps_per_epoch, "steps": steps_run, "stopped_by_time": out_of_time,
+                 "n_train": n, "n_parameters": n_parameters, "mean_rgb": mean_rgb, "floor_m": floor_m}
 
+
+def _write_metrics(net: ExplainerNet, model: DepthModel, data_root: Path, config: ExplainerConfig,
+                   fit: dict[str, Any], out_metrics: Path, log: logging.Logger) -> dict[str, Any]:
+    """The test-split check of a trained net (:func:`evaluate_explainer`) with the training record, written as JSON."""
+    card = model.card
+    info = read_dataset_info(data_root)
+    device = next(model.parameters()).device
     eval_start = time.perf_counter()
     test = load_training_images(data_root, "test", card, info)
-    quality = evaluate_explainer(net, model, test.rgb.to(device), config, mean_rgb, floor_m)
+    quality = evaluate_explainer(net, model, test.rgb.to(device), config, fit["mean_rgb"], fit["floor_m"])
     record: dict[str, Any] = {
-        "final_losses": epoch_terms, "history": history, "test": quality, "train_seconds": train_seconds,
-        "eval_seconds": time.perf_counter() - eval_start, "epochs": steps_run / steps_per_epoch,
-        "steps": steps_run, "stopped_by_time": out_of_time, "n_train": n,
-        "n_test": len(test.ids), "n_parameters": n_parameters, "mean_rgb": mean_rgb, "model": card.name,
+        **{k: v for k, v in fit.items() if k != "floor_m"}, "test": quality,
+        "eval_seconds": time.perf_counter() - eval_start, "n_test": len(test.ids), "model": card.name,
         "dataset": info.name, "config": config.to_json(),
     }
     write_json(out_metrics, record)
@@ -654,6 +681,6 @@ def _train(model: DepthModel, data_root: Path, config: ExplainerConfig, out_weig
              "complement %.4f vs random %.4f / %.4f; %.1f s training", len(test.ids), len(config.target_kinds),
              overall["mask_area"], overall["preservation_explainer"], overall["preservation_pixels"],
              overall["preservation_blobs"], overall["complement_explainer"], overall["complement_pixels"],
-             overall["complement_blobs"], train_seconds)
+             overall["complement_blobs"], fit["train_seconds"])
     return record
 

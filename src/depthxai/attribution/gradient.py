@@ -1,4 +1,4 @@
-"""Gradient attributions through Captum: Saliency and Integrated Gradients; and the random baseline.
+"""Gradient attributions through Captum: Saliency and Integrated Gradients.
 
 References:
     Simonyan, Vedaldi, Zisserman, "Deep Inside Convolutional Networks: Visualising Image Classification
@@ -28,16 +28,21 @@ IG_BASELINES = ("black", "mean", "blur", "noise")
 
 
 class Saliency(AttributionMethod):
-    """Gradient of the target with respect to the input pixels (absolute value by default).
+    """Gradient of the target with respect to the input pixels, signed by default.
+
+    The signed gradient is the first-order explanation (its channel sum is what Infidelity's linear model
+    predicts); the perturbation test ranks by ``|r|`` anyway, so ``abs`` changes only what is stored.
 
     Args:
-        abs: return ``|d target / d x|`` (Captum's default) instead of the signed gradient.
+        abs: return ``|d target / d x|`` (Captum's default) instead of the signed gradient; the maps are then
+            unsigned and their Infidelity is reported as not comparable.
     """
 
     name = "saliency"
 
-    def __init__(self, abs: bool = True) -> None:  # noqa: A002 - Captum's argument name
+    def __init__(self, abs: bool = False) -> None:  # noqa: A002 - Captum's argument name
         self.abs = abs
+        self.signed = not abs
 
     def attribute(self, model: DepthModel, images: Tensor, weights: Tensor,
                   seeds: Sequence[int] | None = None) -> AttributionResult:
@@ -66,6 +71,7 @@ class IntegratedGradients(AttributionMethod):
     """
 
     name = "ig"
+    signed = True
 
     def __init__(self, n_steps: int = 32, method: str = "gausslegendre", baseline: str = "black",
                  internal_batch_size: int | str = "auto", mean_rgb: Sequence[float] | None = None,
@@ -119,21 +125,6 @@ class IntegratedGradients(AttributionMethod):
         n = images.shape[0]
         delta = maps.sum(dim=tuple(range(1, maps.dim()))) - (ends[:n] - ends[n:])
         return AttributionResult(maps=maps, extras={"convergence_delta": delta.to(torch.float32)})
-
-
-class RandomRanking(AttributionMethod):
-    """The random-ranking baseline: i.i.d. uniform relevance per pixel, seeded per image (``C = 1``)."""
-
-    name = "random"
-    stochastic = True
-
-    def attribute(self, model: DepthModel, images: Tensor, weights: Tensor,
-                  seeds: Sequence[int] | None = None) -> AttributionResult:
-        if seeds is None or len(seeds) != images.shape[0]:
-            raise ValueError("the random baseline needs one seed per image")
-        _, _, h, w = images.shape
-        maps = torch.stack([torch.rand((1, h, w), generator=seeded_generator(s)) for s in seeds])
-        return AttributionResult(maps=maps.to(images.device))
 
 
 def saved_activation_bytes(forward: torch.nn.Module, images: Tensor, weights: Tensor) -> int:

@@ -4,7 +4,7 @@ Output (``.npz``, see :func:`attribute_to_file`): ``ids`` (N,) str; per image ``
 per-pixel relevance at the network's input resolution after channel reduction, streamed into the file as it is
 computed (a shard is never held in memory: at paper scale one method's maps of a shard are ~0.8 GB);
 ``convergence_delta`` (N,) float32 for IG (NaN otherwise); ``meta``, a JSON string with everything that made
-the maps (model, method and its parameters, target, channel reduction, seed). :func:`read_attributions` reads
+the maps (model, method and its parameters, target, channel reduction, seed, whether the maps are signed). :func:`read_attributions` reads
 the maps one image at a time.
 """
 
@@ -66,7 +66,9 @@ def iter_attributions(model: DepthModel, method: AttributionMethod, data_root: s
 def _meta(model: DepthModel, method: AttributionMethod, target: TargetSpec, channel_reduction: str, seed: int,
           meta: Mapping[str, Any] | None) -> np.ndarray:
     record = {"method": method.name, "model": model.card.name, "target": target.__dict__,
-              "channel_reduction": channel_reduction, "seed": seed, **dict(meta or {})}
+              "channel_reduction": channel_reduction, "seed": seed,
+              # |.| after the channel sum ("abs_sum") leaves no sign, whatever the method gave
+              "signed": bool(method.signed and channel_reduction == "sum"), **dict(meta or {})}
     return np.asarray(json.dumps(record, sort_keys=True, default=list))
 
 
@@ -140,13 +142,14 @@ def read_attributions(path: str | Path) -> dict[str, Any]:
     """Open an attribution file; maps are read one image at a time, when asked for.
 
     Returns:
-        ``{"ids": (N,) str, "maps": rows, "convergence_delta": (N,), "meta": dict}`` where ``rows[k]`` is image
-        ``k``'s ``(H, W)`` map and ``np.asarray(rows)`` all of them (:class:`~depthxai.fileio.NpzRows`).
+        ``{"ids": (N,) str, "maps": rows, "convergence_delta": (N,), "meta": dict, "path": str}`` where
+        ``rows[k]`` is image ``k``'s ``(H, W)`` map and ``np.asarray(rows)`` all of them
+        (:class:`~depthxai.fileio.NpzRows`).
     """
     try:
         data = np.load(path, allow_pickle=False)
         ids = data["ids"].astype(str)
         return {"ids": ids, "maps": NpzRows(data, "maps", ids), "convergence_delta": data["convergence_delta"],
-                "meta": json.loads(str(data["meta"]))}
+                "meta": json.loads(str(data["meta"])), "path": str(path)}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: unreadable attribution file ({exc}); rerun the attribute rule") from exc

@@ -30,6 +30,13 @@ error; what matters is the comparison between methods and against chance (a unif
   repeated. For a non-negative map FN = TN = 0, so sensitivity is 1 and specificity 0 by construction: these
   metrics only say something for signed maps (IG with channel reduction ``sum``). NaN where a denominator is 0.
 
+**Attribution Fidelity on the controls.** Both controls also score each map's Attribution Fidelity
+(:mod:`depthxai.evaluation.fidelity`) against the prediction of the image it explains, and both add an **oracle**
+pseudo-method whose map *is* the predicted depth (block-upsampled to the input grid, :func:`oracle_map`): its AF is 1
+by construction, while it localises nothing (its Focus is the tile's share of the depth, its object-shift mass ratio
+the object's share). The pair of numbers shows, on known answers, what AF rewards: similarity of the map to the
+depth map, whatever the map explains.
+
 **Object-shift control** (:func:`object_shift_run`). :func:`~depthxai.data.synthetic.render_object_shift` renders a
 scene twice, with exactly one object moved in depth (A: original place, B: moved). The explained scalar is the mean
 predicted depth over the object's mask in render B, attributed on image B; the region the depth change can come
@@ -54,7 +61,11 @@ from torch import Tensor
 from depthxai.attribution.base import AttributionMethod, image_seed, reduce_channels
 from depthxai.attribution.targets import TargetSpec, target_weights
 from depthxai.data.synthetic import render_object_shift
-from depthxai.models.wrapper import DepthModel
+from depthxai.evaluation.fidelity import attribution_fidelity
+from depthxai.models.wrapper import DepthModel, resize_depth
+
+#: The pseudo-method of the controls whose map is the prediction itself (AF = 1 by construction).
+ORACLE = "oracle"
 
 #: Tile k of a mosaic: (row, column) of the 2x2 grid; 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right
 #: (the quadrant order of Fresz et al.'s ``extract_mosaic_relevance``).
@@ -211,9 +222,33 @@ def _pixel_map(model: DepthModel, method: AttributionMethod, image: Tensor, weig
     return pixel_map
 
 
+def oracle_map(native: Tensor, size: tuple[int, int]) -> Tensor:
+    """The oracle's map: the predicted depth ``(h, w)`` on the input grid ``size``, each output pixel copied to its
+    block where the sizes divide (so that area pooling gives the prediction back exactly), bilinear otherwise."""
+    h, w = native.shape
+    if size[0] % h == 0 and size[1] % w == 0:
+        return native.repeat_interleave(size[0] // h, dim=0).repeat_interleave(size[1] // w, dim=1)
+    return resize_depth(native[None, None], size)[0, 0]
+
+
+def _control_maps(model: DepthModel, methods: Sequence[AttributionMethod], image: Tensor, weights: Tensor,
+                  seed: int, image_id: str, channel_reduction: str, fidelity_measure: str
+                  ) -> list[tuple[str, Tensor, float]]:
+    """``[(method, pixel map, Attribution Fidelity)]`` of every method and the oracle on one control image."""
+    with torch.no_grad():
+        native = model.native(image[None])[0, 0]
+    out = []
+    for method in methods:
+        pixel_map = _pixel_map(model, method, image, weights, image_seed(seed, image_id, method.name), channel_reduction)
+        out.append((method.name, pixel_map, attribution_fidelity(pixel_map, native, fidelity_measure)))
+    oracle = oracle_map(native, tuple(image.shape[-2:]))
+    out.append((ORACLE, oracle, attribution_fidelity(oracle, native, fidelity_measure)))
+    return out
+
+
 def localisation_run(model: DepthModel, images: Tensor, methods: AttributionMethod | Sequence[AttributionMethod],
                      n_mosaics: int, seed: int, *, image_ids: Sequence[str] | None = None,
-                     channel_reduction: str = "sum") -> pd.DataFrame:
+                     channel_reduction: str = "sum", fidelity_measure: str = "pearson") -> pd.DataFrame:
     """Mosaic localisation scores of every method.
 
     Mosaic ``m`` (:func:`make_mosaics` with ``seed``) explains the mean predicted depth inside tile ``m % 4`` (so
@@ -227,10 +262,11 @@ def localisation_run(model: DepthModel, images: Tensor, methods: AttributionMeth
         seed: mosaic composition and the per-mosaic seeds of stochastic methods (``image_seed(seed, id, method)``).
         image_ids: ids of ``images`` (for ``source_id``: the scene in the target tile); default ``"0"``, ``"1"``...
         channel_reduction: as the attribution stage (:func:`~depthxai.attribution.base.reduce_channels`).
+        fidelity_measure: of the ``attribution_fidelity`` rows.
 
     Returns:
-        Tidy rows :data:`LOCALISATION_COLUMNS` (``metric`` as :func:`localisation_metrics`), sorted by method,
-        image_id, metric.
+        Tidy rows :data:`LOCALISATION_COLUMNS` (``metric`` as :func:`localisation_metrics`, and
+        ``attribution_fidelity``) of every method and the :data:`ORACLE`, sorted by method, image_id, metric.
     """
     methods = _as_list(methods)
     ids = [str(i) for i in (image_ids if image_ids is not None else range(images.shape[0]))]
@@ -245,11 +281,12 @@ def localisation_run(model: DepthModel, images: Tensor, methods: AttributionMeth
         spec = TargetSpec(kind="box", box=(top / size[0], left / size[1], bottom / size[0], right / size[1]))
         weights = target_weights(spec, torch.zeros((1, 1, *size), device=images.device))[0]
         mask = tile_mask(tile, size)
-        for method in methods:
-            pixel_map = _pixel_map(model, method, mosaics[m], weights, image_seed(seed, mosaic_id, method.name),
-                                   channel_reduction)
-            for metric, value in localisation_metrics(pixel_map, mask).items():
-                rows.append((method.name, mosaic_id, tile, ids[int(tile_ids[m, tile])], metric, float(value)))
+        source = ids[int(tile_ids[m, tile])]
+        for name, pixel_map, fidelity in _control_maps(model, methods, mosaics[m], weights, seed, mosaic_id,
+                                                       channel_reduction, fidelity_measure):
+            for metric, value in {**localisation_metrics(pixel_map.cpu(), mask),
+                                  "attribution_fidelity": fidelity}.items():
+                rows.append((name, mosaic_id, tile, source, metric, float(value)))
     table = pd.DataFrame(rows, columns=LOCALISATION_COLUMNS)
     return table.sort_values(["method", "image_id", "metric"], kind="stable").reset_index(drop=True)
 
@@ -313,7 +350,7 @@ def object_shift_pairs(setup: str, n_pairs: int, seed: int, size: tuple[int, int
 
 def object_shift_run(model: DepthModel, methods: AttributionMethod | Sequence[AttributionMethod],
                      setups: Sequence[str], n_pairs: int, seed: int, *, shift_m: float = 0.5, dilate_px: int = 3,
-                     channel_reduction: str = "sum") -> pd.DataFrame:
+                     channel_reduction: str = "sum", fidelity_measure: str = "pearson") -> pd.DataFrame:
     """The object-shift control for every method (see the module docstring).
 
     Scenes are rendered at ``model.card.input_size`` and fed to the model as they are (no crop or resize), so masks
@@ -328,12 +365,13 @@ def object_shift_run(model: DepthModel, methods: AttributionMethod | Sequence[At
         shift_m: how far the object moves away from the camera (metres).
         dilate_px: dilation of the union of the object's masks.
         channel_reduction: as the attribution stage.
+        fidelity_measure: of the ``attribution_fidelity`` rows.
 
     Returns:
         Tidy rows :data:`SHIFT_COLUMNS`: per pair (``image_id`` ``<setup>_<j:03d>``) the scene seed, the true shift
         of the object's mean depth (``mean depth_b[mask_b] - mean depth_a[mask_a]``, metres, from the ground truth
-        over valid pixels), the model's (same masks, predicted depth) and the metrics of :func:`region_scores`;
-        sorted by method, image_id, metric.
+        over valid pixels), the model's (same masks, predicted depth), the metrics of :func:`region_scores` and
+        ``attribution_fidelity``, for every method and the :data:`ORACLE`; sorted by method, image_id, metric.
     """
     methods = _as_list(methods)
     device = next(model.parameters()).device
@@ -354,10 +392,9 @@ def object_shift_run(model: DepthModel, methods: AttributionMethod | Sequence[At
                     else float("nan"))
             weights = (mask_b.float() / mask_b.float().sum())[None]
             region = shift_region(pair["mask_a"], pair["mask_b"], dilate_px)
-            for method in methods:
-                pixel_map = _pixel_map(model, method, image_b, weights, image_seed(seed, pair_id, method.name),
-                                       channel_reduction)
-                for metric, value in region_scores(pixel_map.cpu(), region).items():
-                    rows.append((method.name, pair_id, setup, scene_seed, true, predicted, metric, float(value)))
+            for name, pixel_map, fidelity in _control_maps(model, methods, image_b, weights, seed, pair_id,
+                                                           channel_reduction, fidelity_measure):
+                for metric, value in {**region_scores(pixel_map.cpu(), region), "attribution_fidelity": fidelity}.items():
+                    rows.append((name, pair_id, setup, scene_seed, true, predicted, metric, float(value)))
     table = pd.DataFrame(rows, columns=SHIFT_COLUMNS)
     return table.sort_values(["method", "image_id", "metric"], kind="stable").reset_index(drop=True)

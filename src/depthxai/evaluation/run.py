@@ -2,11 +2,18 @@
 
 Two tidy tables come out, one row per value:
 
-* ``scores``: ``image_id, metric, value`` with, per image, ``<order>_auc_<curve>`` for orders ``morf``/``lerf``
-  and curves ``depth_rmse``, ``depth_absrel`` (change of the prediction) and, with ground truth,
+* ``scores``: ``image_id, metric, value`` with, per image and removal scheme, ``<order>_auc_<curve><suffix>`` for
+  orders ``morf``/``lerf`` and curves ``target_change`` (relative change of the explained scalar: the primary
+  metric), ``depth_rmse``, ``depth_absrel`` (change of the whole predicted map) and, with ground truth,
   ``gt_absrel_change``, ``gt_rmse_change`` (change of the error against the ground truth: the "depth-error
-  change"); ``attribution_fidelity``; ``infidelity``; and ``convergence_delta`` for IG.
-* ``curves``: ``image_id, order, fraction, curve, value``, the raw curves behind the AUCs (Figure 2).
+  change"); the suffix is empty for the primary (first) scheme and ``@<scheme>`` for the others
+  (:func:`~depthxai.evaluation.perturbation.scheme_suffix`). Then ``attribution_fidelity``; ``infidelity`` for
+  signed maps, ``infidelity_unsigned`` for maps without a sign (not comparable: Infidelity's first-order model
+  needs the signed map); ``constant_map`` (1 where the map is constant: it ranks nothing, its ties are broken at
+  random and its Attribution Fidelity is undefined; a warning names it in the log); and ``convergence_delta`` for
+  IG.
+* ``curves``: ``image_id, order, fraction, curve, value``, the raw curves behind the AUCs (Figure 2); ``curve``
+  carries the scheme's suffix.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from depthxai.attribution.base import image_seed
@@ -29,7 +37,13 @@ from depthxai.errors import DataError
 from depthxai.evaluation.depth_metrics import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.infidelity import infidelity
-from depthxai.evaluation.perturbation import GroundTruth, PerturbationConfig, normalised_auc, perturbation_curves
+from depthxai.evaluation.perturbation import (
+    GroundTruth,
+    PerturbationConfig,
+    normalised_auc,
+    perturbation_curves,
+    scheme_suffix,
+)
 from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth
 
 SCORE_COLUMNS = ["image_id", "metric", "value"]
@@ -38,23 +52,33 @@ CURVE_COLUMNS = ["image_id", "order", "fraction", "curve", "value"]
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """The config's ``evaluation`` section, typed."""
+    """The config's ``evaluation`` section, typed: the removal schemes (the first is the primary one), Attribution
+    Fidelity and Infidelity settings."""
 
-    perturbation: PerturbationConfig
+    schemes: tuple[PerturbationConfig, ...]
     fidelity_measure: str = "pearson"
     fidelity_resolution: str = "native"
     infidelity_samples: int = 16
     infidelity_noise_std: float = 0.05
     infidelity_normalize: bool = True
 
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.schemes]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"removal schemes need distinct names, got {names}")
+
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> EvaluationConfig:
-        perturbation = PerturbationConfig(
-            fractions=tuple(float(f) for f in section["fractions"]), ranking=section["ranking"],
-            replacement=section["replacement"], blur_sigma=float(section["blur_sigma"]),
-            noise_std=float(section["noise_std"]), batch_size=int(section["batch_size"]))
+        schemes = tuple(
+            PerturbationConfig(
+                fractions=tuple(float(f) for f in section["fractions"]), ranking=section["ranking"],
+                batch_size=int(section["batch_size"]), name=scheme["name"], unit=scheme["unit"],
+                patch_size=int(scheme["patch_size"]), replacement=scheme["replacement"],
+                blur_sigma=float(scheme["blur_sigma"]), noise_std=float(scheme["noise_std"]),
+                road_noise_std=float(scheme["road_noise_std"]))
+            for scheme in section["schemes"])
         fid, infid = section["fidelity"], section["infidelity"]
-        return cls(perturbation=perturbation, fidelity_measure=fid["measure"], fidelity_resolution=fid["resolution"],
+        return cls(schemes=schemes, fidelity_measure=fid["measure"], fidelity_resolution=fid["resolution"],
                    infidelity_samples=int(infid["n_perturb_samples"]), infidelity_noise_std=float(infid["noise_std"]),
                    infidelity_normalize=bool(infid["normalize"]))
 
@@ -79,6 +103,63 @@ def ground_truth_view(model: DepthModel, data_root: str | Path, depth_path: Path
     device = next(model.parameters()).device
     return GroundTruth(depth=torch.from_numpy(np.ascontiguousarray(gt)).to(device),
                        mask=torch.from_numpy(np.ascontiguousarray(mask)).to(device))
+
+
+def score_map(model: DepthModel, image: Tensor, relevance: Tensor, native: Tensor, config: EvaluationConfig,
+              target: TargetSpec, mean_rgb: Sequence[float], *, seed: int, image_id: str,
+              ground_truth: GroundTruth | None = None, signed: bool = True
+              ) -> tuple[list[tuple[str, float]], list[tuple[str, float, str, float]]]:
+    """Every score of one map: the perturbation curves under each removal scheme and their AUCs, Attribution
+    Fidelity and Infidelity.
+
+    Args:
+        model: depth model.
+        image: ``(3, H, W)`` RGB in [0, 1] at the network's input size.
+        relevance: ``(H, W)`` the map.
+        native: ``(1, 1, h, w)`` the stored clean prediction (metres): the target's weights come from it.
+        config, target, mean_rgb: as :func:`evaluate_split`.
+        seed: base seed; the image's seeds (ties, replacement noise per scheme, Infidelity) derive from it and
+            ``image_id``, so results do not depend on the shard.
+        ground_truth: in the model's view, or ``None``.
+        signed: whether the map carries a sign (else Infidelity is named ``infidelity_unsigned``).
+
+    Returns:
+        ``(scores, curves)``: rows ``(metric, value)`` and ``(order, fraction, curve, value)``.
+    """
+    weights = target_weights(target, resize_depth(native, tuple(image.shape[-2:])))[0]
+    scores: list[tuple[str, float]] = []
+    curve_rows: list[tuple[str, float, str, float]] = []
+    for index, scheme in enumerate(config.schemes):
+        suffix = scheme_suffix(index, scheme.name)
+        curves = perturbation_curves(model, image, relevance, scheme, mean_rgb,
+                                     seed=image_seed(seed, image_id, "perturbation" + suffix), ground_truth=ground_truth,
+                                     clean_native=native, target_weights=weights[0],
+                                     tie_seed=image_seed(seed, image_id, "ties"))
+        for key, values in curves.items():
+            order, curve = key.split("_", 1)
+            curve_rows.extend((order, float(f), curve + suffix, float(v)) for f, v in zip(scheme.fractions, values))
+            baseline = values[0] if curve.startswith("gt_") else 0.0
+            name = f"{order}_auc_{curve}" + ("_change" if curve.startswith("gt_") else "") + suffix
+            scores.append((name, normalised_auc(values - baseline, scheme.fractions)))
+    compare = native[0, 0] if config.fidelity_resolution == "native" else resize_depth(
+        native, tuple(image.shape[-2:]))[0, 0]
+    scores.append(("attribution_fidelity", attribution_fidelity(relevance, compare, config.fidelity_measure)))
+    scores.append(("infidelity" if signed else "infidelity_unsigned", infidelity(
+        model, image, relevance, weights, n_perturb_samples=config.infidelity_samples,
+        noise_std=config.infidelity_noise_std, normalize=config.infidelity_normalize,
+        seed=image_seed(seed, image_id, "infidelity"), max_batch=config.schemes[0].batch_size, clean_native=native)))
+    return scores, curve_rows
+
+
+def check_map(relevance: Tensor, size: tuple[int, int], source: str, image_id: str) -> None:
+    """Refuse a map that is not ``(H, W)`` at the network's input size or holds NaN/inf, naming file and image."""
+    if relevance.dim() != 2 or tuple(relevance.shape) != tuple(size):
+        raise DataError(f"{source}: the map of image {image_id} has shape {tuple(relevance.shape)}; expected {size} "
+                        "(one value per pixel of the network's input); rerun the attribute rule")
+    if not bool(torch.isfinite(relevance).all()):
+        bad = int((~torch.isfinite(relevance)).sum())
+        raise DataError(f"{source}: the map of image {image_id} holds {bad} NaN/inf value(s); rerun the attribute "
+                        "rule (and check the method on this image)")
 
 
 def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mapping[str, np.ndarray],
@@ -106,10 +187,17 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
     map_ids = [str(i) for i in attributions["ids"]]
     if pred_ids != map_ids:
         raise DataError("predictions and attributions list different images; rerun the attribute rule for this shard")
-    method = attributions["meta"].get("method", "?")
+    meta = attributions["meta"]
+    method = meta.get("method", "?")
+    source = attributions.get("path", f"the {method} attributions")
+    if "signed" not in meta:
+        raise DataError(f"{source}: the maps do not say whether they are signed (meta 'signed'); rerun the attribute "
+                        "rule")
+    if meta.get("model", model.card.name) != model.card.name:
+        raise DataError(f"{source}: the maps explain the model {meta['model']!r}, not {model.card.name!r}; evaluate "
+                        "them with the model they were made with")
     device = next(model.parameters()).device
     info = read_dataset_info(data_root)
-    fractions = config.perturbation.fractions
     score_rows: list[tuple[str, str, float]] = []
     curve_rows: list[tuple[str, str, float, str, float]] = []
     for k, image_id in enumerate(tqdm(pred_ids, desc=f"evaluate {method}", disable=not progress, mininterval=5)):
@@ -118,25 +206,17 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         image = prepare_input(rgb, model.card).to(device)
         # the stored prediction: neither the clean depth nor the target region is ever recomputed here
         native = torch.from_numpy(predictions["native"][k : k + 1]).to(device)
-        relevance = torch.from_numpy(attributions["maps"][k]).to(device)
+        relevance = torch.from_numpy(np.asarray(attributions["maps"][k])).to(device)
+        check_map(relevance, tuple(image.shape[-2:]), source, image_id)
+        constant = bool(relevance.max() == relevance.min())
+        if constant and log:
+            log.warning("%s: the map of image %s is constant: it ranks no pixel above another (scored with random "
+                        "ties; Attribution Fidelity undefined) - flagged as constant_map in the scores", source, image_id)
         ground_truth = ground_truth_view(model, data_root, depth_path, rgb.shape[:2], info)
-        curves = perturbation_curves(model, image, relevance, config.perturbation, mean_rgb,
-                                     seed=image_seed(seed, image_id, "perturbation"), ground_truth=ground_truth,
-                                     clean_native=native)
-        for key, values in curves.items():
-            order, curve = key.split("_", 1)
-            curve_rows.extend((image_id, order, float(f), curve, float(v)) for f, v in zip(fractions, values))
-            baseline = values[0] if curve.startswith("gt_") else 0.0
-            name = f"{order}_auc_{curve}" + ("_change" if curve.startswith("gt_") else "")
-            score_rows.append((image_id, name, normalised_auc(values - baseline, fractions)))
-        compare_depth = native[0, 0] if config.fidelity_resolution == "native" else resize_depth(native, tuple(image.shape[-2:]))[0, 0]
-        score_rows.append((image_id, "attribution_fidelity", attribution_fidelity(relevance, compare_depth, config.fidelity_measure)))
-        weights = target_weights(target, resize_depth(native, tuple(image.shape[-2:])))[0]
-        score_rows.append((image_id, "infidelity", infidelity(
-            model, image, relevance, weights, n_perturb_samples=config.infidelity_samples,
-            noise_std=config.infidelity_noise_std, normalize=config.infidelity_normalize,
-            seed=image_seed(seed, image_id, "infidelity"), max_batch=config.perturbation.batch_size,
-            clean_native=native)))
+        scores, curves = score_map(model, image, relevance, native, config, target, mean_rgb, seed=seed,
+                                   image_id=image_id, ground_truth=ground_truth, signed=bool(meta["signed"]))
+        score_rows += [(image_id, *row) for row in scores] + [(image_id, "constant_map", float(constant))]
+        curve_rows += [(image_id, *row) for row in curves]
         delta = float(attributions["convergence_delta"][k])
         if np.isfinite(delta):
             score_rows.append((image_id, "convergence_delta", delta))

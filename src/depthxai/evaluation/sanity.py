@@ -14,6 +14,11 @@ and, after every step, compares each image's map with the map of the intact mode
 Known answers: step 0 (nothing randomised) reproduces the original maps, so ``spearman = ssim = 1`` exactly; a
 method that ignores the model (the ``random`` baseline, seeded per image) gives identical maps at every step.
 
+A learned explainer does not look at the model when it runs: randomising the model leaves its maps unchanged by
+construction, which says nothing. Its counterpart of the test (``retrain_explainer``) trains it again, with the
+same settings and seed, against the *fully* randomised model, and compares those maps with the original
+explainer's: rows for it exist at step 0 and at the last step only.
+
 Cascade order (``layer_groups``):
 
 * **METER** (:data:`METER_CASCADE`): the decoder from ``conv2d_out`` back to ``conv2d_in``, then the encoder from
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -261,7 +266,9 @@ def _pixel_maps(model: DepthModel, methods: list[AttributionMethod], images: Ten
 def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
                             methods: AttributionMethod | Sequence[AttributionMethod], *, seed: int,
                             image_ids: Sequence[str] | None = None, groups: Sequence[LayerGroup] | None = None,
-                            channel_reduction: str = "sum", fidelity_measure: str = "pearson") -> pd.DataFrame:
+                            channel_reduction: str = "sum", fidelity_measure: str = "pearson",
+                            retrain_explainer: tuple[AttributionMethod, Callable[[DepthModel], AttributionMethod]]
+                            | None = None) -> pd.DataFrame:
     """Cascading model-parameter randomisation of ``model`` for every method and image.
 
     Args:
@@ -276,6 +283,8 @@ def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
         groups: the cascade, output side first (default :func:`layer_groups`).
         channel_reduction: how ``(C, H, W)`` maps become pixel maps (:func:`reduce_channels`).
         fidelity_measure: the Attribution Fidelity measure.
+        retrain_explainer: ``(explainer of the trained model, train)``: ``train(model)`` returns an explainer
+            trained against ``model``; it is called once, on the fully randomised model (see the module docstring).
 
     Returns:
         Tidy rows :data:`SANITY_COLUMNS`: ``step`` 0 (intact model, maps computed again, ``layer`` ``"none"``) to
@@ -295,11 +304,11 @@ def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
 
     rows: list[tuple[int, str, str, str, str, float]] = []
 
-    def maps_now() -> dict[tuple[str, str], Tensor]:
-        return _pixel_maps(working, methods, images, weights, ids, seed, channel_reduction)
+    def maps_now(extra: Sequence[AttributionMethod] = ()) -> dict[tuple[str, str], Tensor]:
+        return _pixel_maps(working, [*methods, *extra], images, weights, ids, seed, channel_reduction)
 
-    def score(step: int, layer: str) -> None:
-        maps = maps_now()
+    def score(step: int, layer: str, extra: Sequence[AttributionMethod] = ()) -> None:
+        maps = maps_now(extra)
         with torch.no_grad():
             native = torch.cat([working.native(images[k : k + 1]) for k in range(n)])
         for (method_name, image_id), current in maps.items():
@@ -312,11 +321,13 @@ def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
                          attribution_fidelity(current, native[k, 0], fidelity_measure)))
 
     # The original maps; step 0 computes them a second time on the intact copy (a check of determinism).
-    reference = maps_now()
-    score(0, "none")
+    original_explainer = [retrain_explainer[0]] if retrain_explainer is not None else []
+    reference = maps_now(original_explainer)
+    score(0, "none", original_explainer)
     for step, group in enumerate(groups, start=1):
         reinitialise(master, group, image_seed(seed, group.name, "randomisation"))
         working.net.load_state_dict(master.state_dict())  # copies into the working copy's tensors, on its device
-        score(step, group.name)
+        last = step == len(groups)
+        score(step, group.name, [retrain_explainer[1](working)] if last and retrain_explainer is not None else ())
     table = pd.DataFrame(rows, columns=SANITY_COLUMNS)
     return table.sort_values(["step", "method", "image_id", "metric"], kind="stable").reset_index(drop=True)

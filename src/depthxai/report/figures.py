@@ -37,8 +37,8 @@ from depthxai.errors import DataError
 from depthxai.fileio import NpzRows, atomic_path
 from depthxai.models.registry import ModelCard, get_card
 from depthxai.models.wrapper import crop_box, prepare_input, resize_depth
-from depthxai.report.tables import display_name, sort_methods
-from depthxai.stats.run import metric_direction
+from depthxai.report.tables import BASELINE_METHODS, display_name, scheme_name, sort_methods
+from depthxai.stats.run import add_gap_metrics, metric_direction
 from depthxai.stats.tests import bootstrap_ci
 
 FORMATS = ("png", "pdf", "svg")
@@ -50,6 +50,7 @@ METHOD_COLORS: dict[str, str] = {
     "rollout": "#009E73",  # bluish green
     "explainer": "#CC79A7",  # reddish purple
     "random": "#7F7F7F",  # grey
+    "random_smooth": "#3F3F3F",  # dark grey
 }
 #: Colours for methods not listed above, handed out in sorted order of their names.
 EXTRA_COLORS = ("#D55E00", "#56B4E9", "#000000", "#F0E442")
@@ -57,6 +58,9 @@ BASELINE_STYLE = {"linestyle": (0, (4, 2))}
 
 #: Axis labels of the tidy tables' metrics and curves (units in brackets).
 METRIC_LABELS: dict[str, str] = {
+    "morf_auc_target_change": "MoRF AUC, target change (rel.)",
+    "lerf_auc_target_change": "LeRF AUC, target change (rel.)",
+    "gap_auc_target_change": "MoRF − LeRF AUC, target change (rel.)",
     "morf_auc_depth_rmse": "MoRF AUC, depth change RMSE (m)",
     "lerf_auc_depth_rmse": "LeRF AUC, depth change RMSE (m)",
     "gap_auc_depth_rmse": "MoRF − LeRF AUC, depth RMSE (m)",
@@ -68,9 +72,11 @@ METRIC_LABELS: dict[str, str] = {
     "lerf_auc_gt_rmse_change": "LeRF AUC, Δ RMSE vs GT (m)",
     "attribution_fidelity": "Attribution Fidelity",
     "infidelity": "Infidelity",
+    "infidelity_unsigned": "Infidelity (unsigned maps: not comparable)",
     "convergence_delta": "IG convergence delta",
 }
 CURVE_LABELS: dict[str, str] = {
+    "target_change": "|Δt| / t, explained scalar",
     "depth_rmse": "Depth change, RMSE (m)",
     "depth_absrel": "Depth change, AbsRel",
     "gt_absrel": "AbsRel vs ground truth",
@@ -119,7 +125,7 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
 
 
 def _line_style(method: str) -> dict[str, Any]:
-    return BASELINE_STYLE if method == "random" else {"linestyle": "-"}
+    return BASELINE_STYLE if method in BASELINE_METHODS else {"linestyle": "-"}
 
 
 @contextmanager
@@ -184,7 +190,8 @@ def _method_handles(methods: Sequence[str], colours: Mapping[str, str], *, lines
 
 
 def _metric_label(metric: str) -> str:
-    label = METRIC_LABELS.get(metric, metric)
+    base, _, scheme = metric.partition("@")
+    label = METRIC_LABELS.get(base, base) + (f" [{scheme}]" if scheme else "")
     direction = metric_direction(metric)
     return label + {"higher": " ↑", "lower": " ↓"}.get(direction or "", "")
 
@@ -232,27 +239,39 @@ def curve_bands(curves: pd.DataFrame, *, curve: str = "depth_rmse", band: str = 
     return pd.DataFrame(out, columns=[*keys, "n", "mean", "low", "high"])
 
 
-def plot_curves(curves: pd.DataFrame, *, curve: str = "depth_rmse", band: str = "bootstrap", confidence: float = 0.95,
-                n_resamples: int = 2000, seed: int = 0) -> Figure:
+def curve_schemes(curves: pd.DataFrame, curve: str) -> list[str]:
+    """The curve names of ``curve`` under every removal scheme present: ``curve`` first, then ``curve@<scheme>``."""
+    present = set(curves["curve"])
+    return [c for c in [curve, *sorted(c for c in present if c.startswith(curve + "@"))] if c in present]
+
+
+def plot_curves(curves: pd.DataFrame, *, curve: str = "target_change", band: str = "bootstrap",
+                confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Figure:
     """Figure 2: MoRF and LeRF perturbation curves, mean over images with a confidence band.
 
-    Facets: one row per (dataset, model), columns MoRF and LeRF (same y range within a row, so the two orders
-    compare directly). One colour per method (:func:`method_colors`), the random baseline dashed grey. The x
-    axis is the fraction of pixels removed (in %), the y axis the ``curve`` (default: the RMSE in metres
-    between the depth predicted for the perturbed image and for the clean one). See :func:`curve_bands`.
+    Facets: one row per (dataset, model); one column per removal scheme and order (MoRF, LeRF), so a reader sees
+    whether the methods' order survives the change of scheme (same y range within a row). One colour per method
+    (:func:`method_colors`), the random baselines dashed. The x axis is the fraction of pixels removed (in %), the
+    y axis the ``curve`` (default: ``|t(x~) - t(x)| / t(x)``, the relative change of the explained scalar). See
+    :func:`curve_bands`.
     """
-    bands = curve_bands(curves, curve=curve, band=band, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    names = curve_schemes(curves, curve)
+    if not names:
+        raise ValueError(f"curves table has no curve {curve!r}; it has {sorted(curves['curve'].unique())}")
+    bands = pd.concat([curve_bands(curves, curve=name, band=band, confidence=confidence, n_resamples=n_resamples,
+                                   seed=seed).assign(curve=name) for name in names], ignore_index=True)
     facets = _facet_keys(bands)
     methods = sort_methods(bands["method"].unique())
     colours = method_colors(methods)
-    orders = [o for o in ("morf", "lerf") if o in set(bands["order"])]
+    columns = [(name, order) for name in names for order in ("morf", "lerf") if order in set(bands["order"])]
     with figure_style():
-        fig = Figure(figsize=(3.3 * len(orders) + 0.4, 2.35 * len(facets) + 0.55), layout="constrained")
-        axes = fig.subplots(len(facets), len(orders), squeeze=False, sharex=True, sharey="row")
+        fig = Figure(figsize=(3.0 * len(columns) + 0.4, 2.35 * len(facets) + 0.55), layout="constrained")
+        axes = fig.subplots(len(facets), len(columns), squeeze=False, sharex=True, sharey="row")
         for r, (dataset, model) in enumerate(facets):
-            for c, order in enumerate(orders):
+            for c, (name, order) in enumerate(columns):
                 ax: Axes = axes[r, c]
-                panel = bands[(bands["dataset"] == dataset) & (bands["model"] == model) & (bands["order"] == order)]
+                panel = bands[(bands["dataset"] == dataset) & (bands["model"] == model) & (bands["order"] == order)
+                              & (bands["curve"] == name)]
                 for method in methods:
                     line = panel[panel["method"] == method].sort_values("fraction")
                     if line.empty:
@@ -261,10 +280,11 @@ def plot_curves(curves: pd.DataFrame, *, curve: str = "depth_rmse", band: str = 
                     ax.fill_between(x, line["low"].to_numpy(), line["high"].to_numpy(), color=colours[method],
                                     alpha=0.18, linewidth=0)
                     ax.plot(x, line["mean"].to_numpy(), color=colours[method], marker="o", markersize=2.8,
-                            zorder=3 if method != "random" else 2, **_line_style(method))
+                            zorder=2 if method in BASELINE_METHODS else 3, **_line_style(method))
                 ax.grid(True, axis="y")
-                ax.set_title(f"{ORDER_TITLES[order]}\n{_facet_title(dataset, model)}" if r == 0
-                             else _facet_title(dataset, model))
+                scheme = f"removal: {scheme_name(name)}" if len(names) > 1 else ""
+                title = "\n".join(t for t in (ORDER_TITLES[order], scheme) if t)
+                ax.set_title(f"{title}\n{_facet_title(dataset, model)}" if r == 0 else _facet_title(dataset, model))
                 if c == 0:
                     ax.set_ylabel(CURVE_LABELS.get(curve, curve))
                 if r == len(facets) - 1:
@@ -278,7 +298,7 @@ def plot_curves(curves: pd.DataFrame, *, curve: str = "depth_rmse", band: str = 
     return fig
 
 
-def figure_curves(curves: pd.DataFrame, stem: str | os.PathLike[str], *, curve: str = "depth_rmse",
+def figure_curves(curves: pd.DataFrame, stem: str | os.PathLike[str], *, curve: str = "target_change",
                   band: str = "bootstrap", confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
                   formats: Sequence[str] = ("png", "pdf"), dpi: int = 200) -> list[Path]:
     """Plot :func:`plot_curves` and save it (see :func:`save_figure`); returns the paths."""
@@ -290,7 +310,7 @@ def figure_curves(curves: pd.DataFrame, stem: str | os.PathLike[str], *, curve: 
 
 
 def disagreement_points(scores: pd.DataFrame, *, fidelity: str = "attribution_fidelity",
-                        conventional: str = "morf_auc_depth_rmse", threshold: float = 0.5) -> pd.DataFrame:
+                        conventional: str = "gap_auc_target_change", threshold: float = 0.5) -> pd.DataFrame:
     """Per (dataset, model, method, image): Attribution Fidelity, a conventional metric, and whether they disagree.
 
     The rule: within each (dataset, model), over all image-method points with both scores finite, each score
@@ -311,6 +331,8 @@ def disagreement_points(scores: pd.DataFrame, *, fidelity: str = "attribution_fi
     _require(scores, ["dataset", "model", "method", "image_id", "metric", "value"], "score table")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    if any(m.startswith("gap_auc_") and m not in set(scores["metric"]) for m in (fidelity, conventional)):
+        scores = add_gap_metrics(scores)  # the evaluation writes MoRF and LeRF; their gap is derived per image
     for metric in (fidelity, conventional):
         if metric not in set(scores["metric"]):
             raise ValueError(f"score table has no metric {metric!r}; it has {sorted(scores['metric'].unique())}")
@@ -329,7 +351,7 @@ def disagreement_points(scores: pd.DataFrame, *, fidelity: str = "attribution_fi
     return wide
 
 
-def disagreement_caption(*, fidelity: str = "attribution_fidelity", conventional: str = "morf_auc_depth_rmse",
+def disagreement_caption(*, fidelity: str = "attribution_fidelity", conventional: str = "gap_auc_target_change",
                          threshold: float = 0.5) -> str:
     """The caption of Figure 3, stating the disagreement rule of :func:`disagreement_points`."""
     return (f"{METRIC_LABELS.get(fidelity, fidelity)} (x) against {METRIC_LABELS.get(conventional, conventional)} (y), "
@@ -351,7 +373,7 @@ def _facet_grid(n: int, max_cols: int) -> tuple[int, int]:
 
 
 def plot_fidelity_vs_conventional(scores: pd.DataFrame, *, fidelity: str = "attribution_fidelity",
-                                  conventional: str = "morf_auc_depth_rmse", threshold: float = 0.5,
+                                  conventional: str = "gap_auc_target_change", threshold: float = 0.5,
                                   max_cols: int = 2) -> Figure:
     """Figure 3: per image, Attribution Fidelity (x) against a conventional metric (y), one facet per
     (dataset, model), colour = method, disagreements (see :func:`disagreement_points`) as larger crosses;
@@ -373,7 +395,7 @@ def plot_fidelity_vs_conventional(scores: pd.DataFrame, *, fidelity: str = "attr
                 rows = panel[panel["method"] == method]
                 agree, disagree = rows[~rows["disagree"]], rows[rows["disagree"]]
                 ax.scatter(agree["fidelity"], agree["conventional"], s=16, color=colours[method], alpha=0.75,
-                           linewidths=0, zorder=1.5 if method == "random" else 2)
+                           linewidths=0, zorder=1.5 if method in BASELINE_METHODS else 2)
                 ax.scatter(disagree["fidelity"], disagree["conventional"], s=46, marker="X", color=colours[method],
                            edgecolors="black", linewidths=0.6, zorder=3)
             rho = _spearman(panel["fidelity"].to_numpy(float), panel["conventional"].to_numpy(float))
@@ -395,7 +417,7 @@ def plot_fidelity_vs_conventional(scores: pd.DataFrame, *, fidelity: str = "attr
 
 
 def figure_fidelity_vs_conventional(scores: pd.DataFrame, stem: str | os.PathLike[str], *,
-                                    fidelity: str = "attribution_fidelity", conventional: str = "morf_auc_depth_rmse",
+                                    fidelity: str = "attribution_fidelity", conventional: str = "gap_auc_target_change",
                                     threshold: float = 0.5, max_cols: int = 2, formats: Sequence[str] = ("png", "pdf"),
                                     dpi: int = 200) -> list[Path]:
     """Plot :func:`plot_fidelity_vs_conventional` and save it; returns the paths. Its caption, stating the
@@ -408,7 +430,7 @@ def figure_fidelity_vs_conventional(scores: pd.DataFrame, stem: str | os.PathLik
 # ------------------------------------------------------------------------------------------------ violins
 
 
-DEFAULT_VIOLIN_METRICS = ("morf_auc_depth_rmse", "lerf_auc_depth_rmse", "attribution_fidelity", "infidelity")
+DEFAULT_VIOLIN_METRICS = ("morf_auc_target_change", "lerf_auc_target_change", "attribution_fidelity", "infidelity")
 
 
 def plot_metric_violins(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_VIOLIN_METRICS) -> Figure:

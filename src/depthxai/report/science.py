@@ -59,22 +59,28 @@ def _means(table: pd.DataFrame, metrics: dict[str, str], by: list[str]) -> pd.Da
 
 
 def localisation_table(localisation: pd.DataFrame, object_shift: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, method): mosaic Focus and rank precision (chance 0.25), and, where the object-shift
-    control ran, the attribution mass on the moved object relative to its area (1 = chance)."""
-    table = _means(localisation, {"focus": "focus", "precision": "rank_precision", "mass_precision": "mass_precision"},
-                   KEYS)
+    """Per (dataset, model, method, and the oracle whose map is the predicted depth): mosaic Focus and rank precision
+    (chance 0.25) and the maps' Attribution Fidelity on the mosaics; where the object-shift control ran, the
+    attribution mass on the moved object relative to its area (1 = chance) and the AF there."""
+    table = _means(localisation, {"focus": "focus", "precision": "rank_precision", "mass_precision": "mass_precision",
+                                  "attribution_fidelity": "fidelity_mosaic"}, KEYS)
     if not object_shift.empty:
-        shift = _means(object_shift, {"mass_ratio": "shift_mass_ratio"}, KEYS).rename(columns={"n": "shift_n"})
+        shift = _means(object_shift, {"mass_ratio": "shift_mass_ratio", "attribution_fidelity": "fidelity_shift"},
+                       KEYS).rename(columns={"n": "shift_n"})
         table = table.merge(shift, on=KEYS, how="left")
     return table
 
 
 def reliability_table(alpha: pd.DataFrame, icc: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, metric): Krippendorff's alpha of the method rankings across images and, for each
-    test-retest factor that ran (``icc_<factor>_mean``: analysis seed, training seed), the median over methods of
-    the ICC(2,1)."""
-    table = alpha.rename(columns={"alpha": "alpha_mean"})[["dataset", "model", "metric", "alpha_mean", "n_images"]]
+    """Per (dataset, model, metric): Krippendorff's alpha of the method rankings across images, over the explanation
+    methods (``alpha_mean``) and over every method, baselines included (``alpha_all_mean``, labelled: a baseline
+    that every image ranks last inflates it), and, for each test-retest factor that ran (``icc_<factor>_mean``:
+    analysis seed, training seed), the median over methods of the ICC(2,1)."""
     keys = ["dataset", "model", "metric"]
+    sets = alpha["methods_set"] if "methods_set" in alpha else pd.Series("explanations", index=alpha.index)
+    table = alpha[sets == "explanations"].rename(columns={"alpha": "alpha_mean"})[[*keys, "alpha_mean", "n_images"]]
+    every = alpha[sets == "all"].rename(columns={"alpha": "alpha_all_mean"})[[*keys, "alpha_all_mean"]]
+    table = table.merge(every, on=keys, how="outer")
     for factor, rows in icc.groupby("factor", sort=True) if not icc.empty else ():
         med = rows.groupby(keys)["icc2_1"].median().rename(f"icc_{factor}_mean").reset_index()
         table = table.merge(med, on=keys, how="left")
@@ -91,9 +97,12 @@ def science_tables(sanity: pd.DataFrame, localisation: pd.DataFrame, object_shif
     paths += write_table(localisation_table(localisation, object_shift), out_dir / "localisation",
                          "Localisation ground truth: mosaic Focus (share of |attribution| in the target tile, chance "
                          "0.25), rank precision (top-25% pixels in the tile) and, for synthetic scenes, attribution "
-                         "mass on the object moved in depth relative to its area (1 = chance).")
+                         "mass on the object moved in depth relative to its area (1 = chance); Attribution Fidelity of "
+                         "the same maps on the mosaics and the shifted scenes. Oracle: the map is the predicted depth "
+                         "itself (AF = 1 by construction, no localisation).")
     paths += write_table(reliability_table(alpha, icc), out_dir / "reliability",
-                         "Reliability of each metric: Krippendorff's alpha (ordinal) of the method rankings with images "
-                         "as raters, and the median over methods of the test-retest ICC(2,1) when the analysis seed "
-                         "(attribution and evaluation noise) or the training seed of the model changes.")
+                         "Reliability of each metric: Krippendorff's alpha (ordinal) of the rankings of the explanation "
+                         "methods with images as raters (and over all methods, baselines included, which inflates it), "
+                         "and the median over methods of the test-retest ICC(2,1) when the analysis seed (attribution "
+                         "and evaluation noise) or the training seed of the model changes.")
     return paths

@@ -33,12 +33,14 @@ from depthxai.fileio import atomic_path, write_text
 KEY_COLUMNS = ("dataset", "model", "method")
 
 #: Canonical order of methods in tables and legends (others follow alphabetically); ``random`` is the baseline.
-METHOD_ORDER = ("saliency", "ig", "rollout", "explainer", "random")
-BASELINE_METHODS = ("random",)
+METHOD_ORDER = ("saliency", "ig", "rollout", "explainer", "random_smooth", "random")
+BASELINE_METHODS = ("random", "random_smooth")
+#: Methods whose rows carry a note in Table 1 (why their numbers need care).
+METHOD_NOTES = {"explainer": "trained on the deletion objective (pixel removal, mean colour)"}
 
 _DISPLAY: dict[str, dict[str, str]] = {
     "method": {"saliency": "Saliency", "ig": "IG", "rollout": "Rollout", "explainer": "Explainer",
-               "random": "Random"},
+               "random": "Random", "random_smooth": "Random (smooth)", "oracle": "Oracle (the depth)"},
     "dataset": {"nyu": "NYU Depth v2", "kitti": "KITTI", "synthindoor": "SynthIndoor", "synthroad": "SynthRoad"},
     "arch": {"meter": "METER", "pixelformer": "PixelFormer"},
 }
@@ -59,10 +61,11 @@ def display_name(kind: str, value: str) -> str:
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    """Sort key putting methods in :data:`METHOD_ORDER`, unknown ones after them alphabetically, ``random`` last."""
-    if method in BASELINE_METHODS:
-        return (len(METHOD_ORDER) + 1, method)
-    return (METHOD_ORDER.index(method), method) if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+    """Sort key putting methods in :data:`METHOD_ORDER`, unknown ones after the explanation methods, the baselines
+    last."""
+    if method in METHOD_ORDER:
+        return (METHOD_ORDER.index(method) + (1 if method in BASELINE_METHODS else 0), method)
+    return (METHOD_ORDER.index("explainer") + 1, method)
 
 
 def sort_methods(methods: Sequence[str]) -> list[str]:
@@ -91,7 +94,12 @@ HEADERS: dict[str, Header] = {
     "gap": Header("MoRF − LeRF (m)", "gap", "higher", latex="MoRF $-$ LeRF (m)"),
     "fidelity": Header("Attribution Fidelity", "AF", "higher"),
     "fidelity_n_missing": Header("AF n/a", "AF n/a"),
+    "constant_maps_n_missing": Header("constant maps", "constant"),
     "infidelity": Header("Infidelity", "Inf.", "lower"),
+    "infidelity_comparable": Header("Infidelity comparable", "comparable"),
+    "note": Header("Note", "Note"),
+    "morf_target": Header("MoRF AUC (rel.)", "MoRF", "higher"),
+    "lerf_target": Header("LeRF AUC (rel.)", "LeRF", "lower"),
     "abs_rel": Header("AbsRel", "AbsRel", "lower"),
     "sq_rel": Header("SqRel", "SqRel", "lower"),
     "rmse": Header("RMSE (m)", "RMSE", "lower"),
@@ -112,11 +120,34 @@ HEADERS: dict[str, Header] = {
     "shift_mass_ratio": Header("Object-shift mass ratio", "shift", "higher"),
     "shift_n": Header("pairs", "pairs"),
     "alpha": Header("Krippendorff α", "α", "higher", latex=r"Krippendorff $\alpha$"),
+    "alpha_all": Header("α, all methods (incl. baselines)", "α all", latex=r"$\alpha$, all methods (incl. baselines)"),
+    "fidelity_mosaic": Header("AF, mosaics", "AF mosaic"),
+    "fidelity_shift": Header("AF, object shift", "AF shift"),
     "icc_analysis_seed": Header("ICC(2,1) over analysis seeds, median over methods", "ICC seed", "higher"),
     "icc_training_seed": Header("ICC(2,1) over training seeds, median over methods", "ICC train", "higher"),
     "n_images": Header("images", "images"),
     "metric": Header("Metric", "Metric"),
 }
+
+
+def scheme_name(metric: str, primary: str = "pixel") -> str:
+    """The removal scheme of a metric name: the text after ``@``, or ``primary`` for unsuffixed metrics."""
+    return metric.split("@", 1)[1] if "@" in metric else primary
+
+
+def header_of(name: str) -> Header | None:
+    """The :class:`Header` of a displayed quantity, including the per-scheme ones of Table 1 (``gap_<scheme>``:
+    MoRF - LeRF of the target change; ``delta_<scheme>``: its paired difference to the reference baseline)."""
+    if name in HEADERS:
+        return HEADERS[name]
+    if name.startswith("gap_"):
+        scheme = name[len("gap_"):]
+        return Header(f"MoRF − LeRF, {scheme}", f"gap {scheme}", "higher", latex=f"MoRF $-$ LeRF, {latex_escape(scheme)}")
+    if name.startswith("delta_"):
+        scheme = name[len("delta_"):]
+        return Header(f"Δ gap vs baseline, {scheme}", f"Δ {scheme}", "higher",
+                      latex=f"$\\Delta$ gap vs baseline, {latex_escape(scheme)}")
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ builders
@@ -171,13 +202,16 @@ def _method_table(summary: pd.DataFrame, friedman: pd.DataFrame, quantities: Seq
         table = table.merge(_friedman_p(friedman, metric, prefix), on=["dataset", "model"], how="left")
     table = _sorted_rows(table)
     for _, prefix in quantities:
-        table[f"best_{prefix}"] = _mark_best(table, prefix, HEADERS[prefix].direction or "higher", baselines)
+        header = header_of(prefix)
+        table[f"best_{prefix}"] = _mark_best(table, prefix, (header.direction if header else None) or "higher",
+                                             baselines)
     return table
 
 
-def table1(summary: pd.DataFrame, friedman: pd.DataFrame, *, curve: str = "depth_rmse",
-           baselines: Sequence[str] = BASELINE_METHODS) -> pd.DataFrame:
-    """Table 1, perturbation: MoRF AUC, LeRF AUC and their gap of the depth change, per dataset x model x method.
+def table1_depth(summary: pd.DataFrame, friedman: pd.DataFrame, *, curve: str = "depth_rmse",
+                 baselines: Sequence[str] = BASELINE_METHODS) -> pd.DataFrame:
+    """The secondary perturbation table: MoRF AUC, LeRF AUC and their gap of the change of the *whole* predicted
+    map (whatever the explained scalar), per dataset x model x method, under the primary removal scheme.
 
     Args:
         summary: the ``summary`` table of :func:`depthxai.stats.run.run_statistics` (it must contain
@@ -185,7 +219,7 @@ def table1(summary: pd.DataFrame, friedman: pd.DataFrame, *, curve: str = "depth
         friedman: its ``friedman`` table (p-values across methods per dataset, model and metric).
         curve: the perturbation curve; default ``depth_rmse``, the RMSE (metres) between the depth predicted
             for the perturbed and for the clean image.
-        baselines: methods shown but never marked best (the random ranking is a reference, not a contender).
+        baselines: methods shown but never marked best (the random rankings are references, not contenders).
 
     Returns:
         One row per (dataset, model, method), methods in :data:`METHOD_ORDER`: ``n`` (images), then for
@@ -204,9 +238,65 @@ def table1(summary: pd.DataFrame, friedman: pd.DataFrame, *, curve: str = "depth
     return table[columns]
 
 
+def table1(summary: pd.DataFrame, friedman: pd.DataFrame, paired: pd.DataFrame, *, curve: str = "target_change",
+           primary_scheme: str = "pixel", baselines: Sequence[str] = BASELINE_METHODS,
+           notes: dict[str, str] | None = None) -> pd.DataFrame:
+    """Table 1, perturbation: the MoRF - LeRF gap of the change of the explained scalar under every removal scheme,
+    each method's paired difference to the reference baseline, and the primary scheme's MoRF and LeRF AUCs.
+
+    Args:
+        summary, friedman: tables of :func:`depthxai.stats.run.run_statistics` (with ``gap_auc_<curve>`` and its
+            ``@<scheme>`` variants).
+        paired: its ``paired`` table (:func:`depthxai.stats.run.paired_differences`).
+        curve: the perturbation curve (default ``target_change``: ``|t(x~) - t(x)| / t(x)``).
+        primary_scheme: the display name of the unsuffixed (primary) scheme.
+        baselines: methods shown but never marked best.
+        notes: ``{method: note}`` shown in a ``note`` column (default :data:`METHOD_NOTES`).
+
+    Returns:
+        One row per (dataset, model, method): ``n``; for every scheme ``s`` (primary first) ``gap_<s>_mean, _ci_low,
+        _ci_high`` (mean over images, bootstrap CI), ``delta_<s>_mean, _ci_low, _ci_high`` (mean paired difference
+        to the baseline; its CI: BCa over images, or a two-level bootstrap over training seeds and images, as
+        ``delta_<s>_ci_method`` says; empty for the baseline itself), ``friedman_p_gap_<s>`` and ``best_gap_<s>``;
+        then ``morf_target`` and ``lerf_target`` of the primary scheme; and ``note``.
+    """
+    gaps = sorted((m for m in set(summary["metric"]) if m == f"gap_auc_{curve}" or m.startswith(f"gap_auc_{curve}@")),
+                  key=lambda m: ("@" in m, m))
+    if not gaps:
+        raise ValueError(f"summary has no rows for metric 'gap_auc_{curve}'; it has {sorted(summary['metric'].unique())}")
+    schemes = [scheme_name(m, primary_scheme) for m in gaps]
+    quantities = [(m, f"gap_{s}") for m, s in zip(gaps, schemes)]
+    quantities += [(f"morf_auc_{curve}", "morf_target"), (f"lerf_auc_{curve}", "lerf_target")]
+    table = _method_table(summary, friedman, quantities, baselines)
+    table = table.rename(columns={f"gap_{schemes[0]}_n": "n"})
+    for metric, scheme in zip(gaps, schemes):
+        rows = paired[paired["metric"] == metric][["dataset", "model", "method", "mean_difference", "ci_low", "ci_high",
+                                                   "ci_method"]]
+        rows = rows.rename(columns={"mean_difference": f"delta_{scheme}_mean", "ci_low": f"delta_{scheme}_ci_low",
+                                    "ci_high": f"delta_{scheme}_ci_high", "ci_method": f"delta_{scheme}_ci_method"})
+        table = table.merge(rows, on=list(KEY_COLUMNS), how="left")
+        table[f"delta_{scheme}_ci_method"] = table[f"delta_{scheme}_ci_method"].fillna("")
+    notes = METHOD_NOTES if notes is None else notes
+    table["note"] = table["method"].map(lambda m: notes.get(m, ""))
+    columns = [*KEY_COLUMNS, "n"]
+    for scheme in schemes:
+        for q in (f"gap_{scheme}", f"delta_{scheme}"):
+            columns += [f"{q}_mean", f"{q}_ci_low", f"{q}_ci_high"]
+    for q in ("morf_target", "lerf_target"):
+        columns += [f"{q}_mean", f"{q}_ci_low", f"{q}_ci_high"]
+    columns += [f"friedman_p_gap_{s}" for s in schemes] + [f"best_gap_{s}" for s in schemes]
+    columns += [f"delta_{s}_ci_method" for s in schemes] + ["note"]
+    return _sorted_rows(table[columns])
+
+
 def table2(summary: pd.DataFrame, friedman: pd.DataFrame, *, fidelity: str = "attribution_fidelity",
            infidelity: str = "infidelity", baselines: Sequence[str] = BASELINE_METHODS) -> pd.DataFrame:
     """Table 2: Attribution Fidelity and Infidelity per dataset x model x method, with the Friedman p-values.
+
+    Infidelity's first-order model needs signed maps: a method whose maps have no sign (rollout, learned masks,
+    |gradient|) is scored under ``<infidelity>_unsigned`` by the evaluation; its value is shown, but
+    ``infidelity_comparable`` is false, it is never marked best, and the Friedman test of the column covers the
+    comparable (signed) methods only.
 
     Args:
         summary, friedman: tables of :func:`depthxai.stats.run.run_statistics`.
@@ -215,15 +305,35 @@ def table2(summary: pd.DataFrame, friedman: pd.DataFrame, *, fidelity: str = "at
 
     Returns:
         One row per (dataset, model, method): ``n`` (images with a finite Attribution Fidelity),
-        ``fidelity_n_missing`` (images where it is undefined, e.g. a constant map), ``fidelity_mean,
-        fidelity_ci_low, fidelity_ci_high``, the same for ``infidelity``, ``friedman_p_fidelity``,
-        ``friedman_p_infidelity``, ``best_fidelity`` (highest) and ``best_infidelity`` (lowest).
+        ``fidelity_n_missing`` (images where it is undefined, e.g. a constant map), ``constant_maps_n_missing``
+        (constant maps, from the evaluation's ``constant_map`` flag; shown only where there are any), ``fidelity_mean,
+        fidelity_ci_low, fidelity_ci_high``, the same for ``infidelity``, ``infidelity_comparable``,
+        ``friedman_p_fidelity``, ``friedman_p_infidelity``, ``best_fidelity`` (highest) and ``best_infidelity``
+        (lowest among the comparable methods), and ``note``.
     """
-    table = _method_table(summary, friedman, [(fidelity, "fidelity"), (infidelity, "infidelity")], baselines)
+    unsigned = f"{infidelity}_unsigned"
+    merged = summary.copy()
+    comparable = merged[merged["metric"] == infidelity][["dataset", "model", "method"]].assign(infidelity_comparable=True)
+    merged.loc[merged["metric"] == unsigned, "metric"] = infidelity
+    table = _method_table(merged, friedman, [(fidelity, "fidelity"), (infidelity, "infidelity")], baselines)
+    table = table.merge(comparable, on=list(KEY_COLUMNS), how="left")
+    table["infidelity_comparable"] = table["infidelity_comparable"].fillna(False).astype(bool)
+    table["best_infidelity"] = table["best_infidelity"] & False
+    eligible = table["infidelity_comparable"] & ~table["method"].isin(list(baselines))
+    values = table["infidelity_mean"].where(eligible)
+    lowest = values.groupby([table["dataset"], table["model"]]).transform("min")
+    table["best_infidelity"] = (eligible & (values == lowest)).astype(bool)
+    table["note"] = np.where(table["infidelity_comparable"], "",
+                             "Infidelity not comparable: the map has no sign (first-order model needs one)")
+    constant = summary[summary["metric"] == "constant_map"]
+    counts = (constant["mean"] * constant["n"]).round().astype(int).rename("constant_maps_n_missing")
+    table = table.merge(pd.concat([constant[list(KEY_COLUMNS)], counts], axis=1), on=list(KEY_COLUMNS), how="left")
+    table["constant_maps_n_missing"] = table["constant_maps_n_missing"].fillna(0).astype(int)
     table = table.rename(columns={"fidelity_n": "n"})
-    return table[[*KEY_COLUMNS, "n", "fidelity_n_missing", "fidelity_mean", "fidelity_ci_low", "fidelity_ci_high",
-                  "infidelity_mean", "infidelity_ci_low", "infidelity_ci_high", "friedman_p_fidelity",
-                  "friedman_p_infidelity", "best_fidelity", "best_infidelity"]]
+    return table[[*KEY_COLUMNS, "n", "fidelity_n_missing", "constant_maps_n_missing", "fidelity_mean",
+                  "fidelity_ci_low", "fidelity_ci_high",
+                  "infidelity_mean", "infidelity_ci_low", "infidelity_ci_high", "infidelity_comparable",
+                  "friedman_p_fidelity", "friedman_p_infidelity", "best_fidelity", "best_infidelity", "note"]]
 
 
 def accuracy_table(accuracy: pd.DataFrame, *, metrics: Sequence[str] = ("abs_rel", "rmse", "delta1")) -> pd.DataFrame:
@@ -273,8 +383,8 @@ def _layout(table: pd.DataFrame) -> list[_Column]:
     for column in columns:
         if column in KEY_COLUMNS:
             layout.append(_Column("key", column, (column,)))
-        elif column.startswith("best_") or column.endswith(("_ci_low", "_ci_high")):
-            continue  # shown through their estimate
+        elif column.startswith("best_") or column.endswith(("_ci_low", "_ci_high", "_comparable", "_ci_method")):
+            continue  # shown through their estimate (bold, interval, dagger) or stated in the caption
         elif column.startswith("friedman_p_"):
             layout.append(_Column("p", column[len("friedman_p_"):], (column,)))
         elif column.endswith("_mean"):
@@ -325,7 +435,7 @@ def latex_escape(text: str) -> str:
     """Escape LaTeX's special characters (``\\ & % $ # _ { } ~ ^``) in plain text."""
     replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "−": "$-$",
-                    "–": "--", "δ": r"$\delta$", "ρ": r"$\rho$"}
+                    "–": "--", "δ": r"$\delta$", "ρ": r"$\rho$", "Δ": r"$\Delta$", "†": r"$^\dagger$"}
     return "".join(replacements.get(ch, ch) for ch in str(text))
 
 
@@ -334,7 +444,7 @@ def _markdown_escape(text: str) -> str:
 
 
 def _header(column: _Column, *, latex: bool) -> str:
-    header = HEADERS.get(column.name)
+    header = header_of(column.name)
     if column.kind == "p":
         short = header.short if header else column.name
         return f"Friedman $p$ ({latex_escape(short)})" if latex else f"Friedman p ({short})"
@@ -384,6 +494,9 @@ def _cells(table: pd.DataFrame, layout: list[_Column], *, latex: bool) -> list[l
                 best = f"best_{column.name}"
                 if best in table.columns and bool(row[best]):
                     text = rf"\textbf{{{text}}}" if latex else f"**{text}**"
+                comparable = f"{column.name}_comparable"
+                if comparable in table.columns and not bool(row[comparable]) and np.isfinite(float(value)):
+                    text += r"$^\dagger$" if latex else " †"  # the note column says why
                 cells.append(text)
             else:
                 cells.append(latex_escape(str(value)) if latex else _markdown_escape(str(value)))
@@ -457,3 +570,49 @@ def write_table(table: pd.DataFrame, stem: str | os.PathLike[str], caption: str)
     write_text(md_path, to_markdown(table, caption))
     write_text(tex_path, to_latex(table, caption, label="tab:" + stem.name.replace("_", "-")))
     return [csv_path, md_path, tex_path]
+
+
+# ------------------------------------------------------------------------------------------------ the study's tables
+
+
+def table1_caption(table: pd.DataFrame, baseline: str = "random_smooth") -> str:
+    """Table 1's caption, naming the removal schemes and the kind of interval of the paired differences."""
+    schemes = [c[len("gap_"):-len("_mean")] for c in table.columns if c.startswith("gap_") and c.endswith("_mean")]
+    ci_methods = sorted({str(v) for c in table.columns if c.endswith("_ci_method") for v in table[c] if str(v)})
+    return ("Table 1: perturbation test on the explained scalar t (the target the maps explain). MoRF − LeRF: "
+            "the area between the curves of |t(perturbed) − t(clean)| / t(clean) when the most and when the least "
+            "relevant pixels are removed first (higher is better), under each removal scheme ("
+            + ", ".join(schemes) + "; the first is primary). Δ: the paired difference to the smoothness-matched "
+            f"random baseline ({display_name('method', baseline)}) on the same images, 95% CI: "
+            + ("; ".join(ci_methods) if ci_methods else "none") + ". Mean and 95% bootstrap CI over test images; "
+            "best explanation method in bold; MoRF and LeRF AUCs of the primary scheme. The explainer was trained on "
+            "the deletion objective of the primary scheme: compare it under the other schemes.")
+
+
+TABLE_CAPTIONS = {
+    "table1_depth": ("Secondary perturbation table: area under the MoRF and LeRF curves of the RMSE between the whole "
+                     "predicted depth maps of the perturbed and the unperturbed image (m), whatever the explained "
+                     "scalar, primary removal scheme; mean and 95% bootstrap CI over test images; MoRF higher and LeRF "
+                     "lower is better; best method in bold."),
+    "table2": ("Table 2: Attribution Fidelity (higher is better) and Infidelity (lower is better), mean and 95% "
+               "bootstrap CI over test images, with the Friedman test across methods. † Infidelity not comparable: "
+               "the map has no sign, and Infidelity's first-order model needs one (its Friedman test covers the "
+               "signed maps only)."),
+    "accuracy": "Depth accuracy of each model on the test split (mean over images; official protocol).",
+}
+
+
+def write_study_tables(summary: pd.DataFrame, friedman: pd.DataFrame, paired: pd.DataFrame, accuracy: pd.DataFrame,
+                       out_dir: str | os.PathLike[str], *, baseline: str = "random_smooth") -> list[Path]:
+    """Write Table 1, its secondary whole-map variant, Table 2 and the accuracy table (CSV, Markdown, LaTeX).
+
+    Returns:
+        The paths written.
+    """
+    out = Path(out_dir)
+    first = table1(summary, friedman, paired)
+    paths = write_table(first, out / "table1", table1_caption(first, baseline))
+    paths += write_table(table1_depth(summary, friedman), out / "table1_depth", TABLE_CAPTIONS["table1_depth"])
+    paths += write_table(table2(summary, friedman), out / "table2", TABLE_CAPTIONS["table2"])
+    paths += write_table(accuracy_table(accuracy), out / "accuracy", TABLE_CAPTIONS["accuracy"])
+    return paths

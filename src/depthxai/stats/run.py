@@ -14,6 +14,10 @@ compared methods is left out of that metric's tests, and the number left out is 
 A method with no finite score at all for a metric is left out of that metric's tests instead (it would
 otherwise empty every block) and named in ``methods_excluded``.
 
+A fourth table, ``paired`` (:func:`paired_differences`), gives every method's per-image MoRF-LeRF gap as a paired
+difference against the reference baseline (``random_smooth``), with a BCa interval over images or, where
+training-seed repeats exist, a two-level bootstrap over seeds and images.
+
 Before the summary, :func:`add_gap_metrics` derives per image the MoRF-LeRF gap of every perturbation curve
 (``gap_auc_<curve> = morf_auc_<curve> - lerf_auc_<curve>``, the "area between perturbation curves", higher =
 more faithful), so that Table 1 reports the gap with its own confidence interval and test.
@@ -30,12 +34,15 @@ import pandas as pd
 
 from depthxai.errors import DataError
 from depthxai.evaluation.depth_metrics import HIGHER_IS_BETTER
-from depthxai.stats.tests import complete_blocks, friedman, pairwise_wilcoxon, summarise
+from depthxai.stats.tests import bootstrap_ci, complete_blocks, friedman, pairwise_wilcoxon, summarise, two_level_bootstrap_ci
 
 SCORE_COLUMNS = ("dataset", "model", "method", "image_id", "metric", "value")
 
 #: Metrics that exist for some methods only (IG's completeness error): summarised, never compared across methods.
 SINGLE_METHOD_METRICS = ("convergence_delta",)
+#: Metrics summarised but never compared across methods: the single-method ones, and Infidelity of maps without a
+#: sign (its first-order model needs the signed map, so its values rank nothing; see depthxai.evaluation.infidelity).
+UNTESTED_METRICS = (*SINGLE_METHOD_METRICS, "infidelity_unsigned", "constant_map")
 
 FRIEDMAN_COLUMNS = ("dataset", "model", "metric", "methods", "methods_excluded", "k", "n_blocks", "n_blocks_dropped",
                     "statistic", "p", "kendall_w", "significant", "note")
@@ -53,7 +60,7 @@ def metric_direction(metric: str) -> str | None:
     """
     if metric.startswith(("morf_auc_", "gap_auc_")) or metric == "attribution_fidelity":
         return "higher"
-    if metric.startswith("lerf_auc_") or metric == "infidelity":
+    if metric.startswith("lerf_auc_") or metric in ("infidelity", "infidelity_unsigned"):
         return "lower"
     if metric in HIGHER_IS_BETTER:
         return "higher" if HIGHER_IS_BETTER[metric] else "lower"
@@ -158,6 +165,71 @@ def _wilcoxon_rows(scores: pd.DataFrame, methods: Sequence[str] | None, alpha: f
     return rows
 
 
+PAIRED_COLUMNS = ("dataset", "model", "metric", "method", "baseline", "n", "n_seeds", "mean_difference", "ci_low",
+                  "ci_high", "ci_method")
+
+
+def paired_differences(scores: pd.DataFrame, *, baseline: str = "random_smooth", metric_prefix: str = "gap_auc_",
+                       retest: pd.DataFrame | None = None, confidence: float = 0.95, n_resamples: int = 2000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Each method's score minus the baseline's on the same image, with a confidence interval of the mean.
+
+    Args:
+        scores: tidy scores (the gaps already derived, :func:`add_gap_metrics`).
+        baseline: the reference method; groups without it are skipped.
+        metric_prefix: which metrics (default: every MoRF-LeRF gap, of every removal scheme).
+        retest: test-retest scores (columns as ``scores`` plus ``factor``, ``repeat``); its ``training_seed`` rows
+            (each model retrained with another seed, the whole pipeline rerun) add one cluster per repeat, and the
+            interval becomes a two-level bootstrap over training seeds, then images
+            (:func:`~depthxai.stats.tests.two_level_bootstrap_ci`). ``None``: images only, BCa.
+        confidence, n_resamples, seed: of the bootstrap.
+
+    Returns:
+        :data:`PAIRED_COLUMNS`, one row per (dataset, model, metric, method != baseline): ``n`` images with both
+        scores finite in the main run, ``n_seeds`` training seeds (1 = the main run only), the mean difference (the
+        mean over seeds of the per-seed means), its interval and ``ci_method`` saying which interval it is.
+    """
+    _require(scores, SCORE_COLUMNS, "score table")
+    runs = [scores[list(SCORE_COLUMNS)]]
+    if retest is not None and not retest.empty:
+        _require(retest, [*SCORE_COLUMNS, "factor", "repeat"], "retest table")
+        trained = retest[retest["factor"] == "training_seed"]
+        runs += [add_gap_metrics(frame[list(SCORE_COLUMNS)]) for _, frame in trained.groupby("repeat", sort=True)]
+    rows = []
+    keys = ["dataset", "model", "metric"]
+    selected = scores[scores["metric"].str.startswith(metric_prefix)]
+    for (dataset, model, metric), frame in selected.groupby(keys, sort=True):
+        if baseline not in set(frame["method"]):
+            continue
+        for method in sorted(set(frame["method"]) - {baseline}):
+            clusters = []
+            for run in runs:
+                part = run[(run["dataset"] == dataset) & (run["model"] == model) & (run["metric"] == metric)
+                           & run["method"].isin([method, baseline])]
+                wide = part.pivot_table(index="image_id", columns="method", values="value", aggfunc="first")
+                if method not in wide or baseline not in wide:
+                    continue
+                difference = (wide[method] - wide[baseline]).to_numpy(np.float64)
+                difference = np.sort(difference[np.isfinite(difference)])
+                if difference.size:
+                    clusters.append(difference)
+            row = {"dataset": dataset, "model": model, "metric": metric, "method": method, "baseline": baseline,
+                   "n": int(clusters[0].size) if clusters else 0, "n_seeds": len(clusters)}
+            if not clusters:
+                row.update(mean_difference=np.nan, ci_low=np.nan, ci_high=np.nan, ci_method="")
+            elif len(clusters) == 1:
+                mean, low, high = bootstrap_ci(clusters[0], n_resamples=n_resamples, confidence=confidence, seed=seed)
+                row.update(mean_difference=mean, ci_low=low, ci_high=high, ci_method="BCa over images")
+            else:
+                mean, low, high = two_level_bootstrap_ci(clusters, n_resamples=n_resamples, confidence=confidence,
+                                                         seed=seed)
+                row.update(mean_difference=mean, ci_low=low, ci_high=high,
+                           ci_method="two-level bootstrap over training seeds, then images (percentile)")
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
+    return table.sort_values(keys + ["method"], kind="stable").reset_index(drop=True)
+
+
 def run_statistics(
     scores: pd.DataFrame,
     *,
@@ -168,6 +240,8 @@ def run_statistics(
     methods: Sequence[str] | None = None,
     correction: str = "holm",
     derive_gaps: bool = True,
+    baseline: str = "random_smooth",
+    retest: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Summaries, Friedman tests and pairwise Wilcoxon tests of the per-image scores.
 
@@ -183,19 +257,21 @@ def run_statistics(
         correction: multiple-test correction over the method pairs of one (dataset, model, metric):
             ``holm`` (default), ``bonferroni`` or ``none``.
         derive_gaps: append the per-image MoRF-LeRF gaps first (:func:`add_gap_metrics`).
+        baseline, retest: of the ``paired`` table (:func:`paired_differences`).
 
     Returns:
-        ``{"summary", "friedman", "wilcoxon"}``, each sorted by its key columns with a fresh index:
+        ``{"summary", "friedman", "wilcoxon", "paired"}``, each sorted by its key columns with a fresh index:
 
         * ``summary``: ``dataset, model, method, metric, n, n_missing, mean, median, std, ci_low, ci_high``.
         * ``friedman``: :data:`FRIEDMAN_COLUMNS`; ``methods`` lists the compared methods (``;``-joined),
           ``n_blocks_dropped`` the images left out for a missing score, ``significant`` is ``p < alpha``.
           Groups with only two comparable methods or fewer than two complete images get NaN statistics and a
-          ``note``. :data:`SINGLE_METHOD_METRICS` are not tested.
+          ``note``. :data:`UNTESTED_METRICS` are not tested.
         * ``wilcoxon``: :data:`WILCOXON_COLUMNS`, one row per pair ``method_a < method_b``; ``median_difference``
           and ``rank_biserial`` are of ``a - b`` (positive: ``a`` scores higher), ``better`` names the method
           the effect favours given :func:`metric_direction` (empty without a direction or with no effect),
           ``significant`` is ``p_adjusted < alpha``.
+        * ``paired``: :data:`PAIRED_COLUMNS` (:func:`paired_differences`).
     """
     _require(scores, SCORE_COLUMNS, "score table")
     if not 0 < alpha < 1:
@@ -206,7 +282,7 @@ def run_statistics(
         scores = add_gap_metrics(scores)
     summary = summarise(scores, ["dataset", "model", "method", "metric"], confidence=confidence,
                         n_resamples=n_resamples, seed=seed)
-    tested = scores[~scores["metric"].isin(SINGLE_METHOD_METRICS)]
+    tested = scores[~scores["metric"].isin(UNTESTED_METRICS)]
     friedman_table = pd.DataFrame(_friedman_rows(tested, methods, alpha), columns=list(FRIEDMAN_COLUMNS))
     wilcoxon_table = pd.DataFrame(_wilcoxon_rows(tested, methods, alpha, correction), columns=list(WILCOXON_COLUMNS))
     friedman_table = friedman_table.astype({"k": int, "n_blocks": int, "n_blocks_dropped": int, "significant": bool,
@@ -214,7 +290,10 @@ def run_statistics(
     wilcoxon_table = wilcoxon_table.astype({"n_blocks": int, "n_blocks_dropped": int, "significant": bool,
                                             "statistic": float, "p_raw": float, "p_adjusted": float,
                                             "median_difference": float, "rank_biserial": float})
+    paired = paired_differences(scores, baseline=baseline, retest=retest, confidence=confidence,
+                                n_resamples=n_resamples, seed=seed)
     return {
+        "paired": paired,
         "summary": summary.sort_values(["dataset", "model", "method", "metric"], kind="stable").reset_index(drop=True),
         "friedman": friedman_table.sort_values(["dataset", "model", "metric"], kind="stable").reset_index(drop=True),
         "wilcoxon": wilcoxon_table.sort_values(["dataset", "model", "metric", "method_a", "method_b"],
@@ -225,15 +304,16 @@ def run_statistics(
 def read_statistics(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     """Read the tables written by :func:`depthxai.fileio.write_csv_tables` (keys, methods and notes as strings)."""
     out = {}
-    for name in ("summary", "friedman", "wilcoxon"):
+    for name in ("summary", "friedman", "wilcoxon", "paired"):
         path = Path(directory) / f"{name}.csv"
         if not path.is_file():
             raise DataError(f"{path}: missing; rerun the stats rule")
         out[name] = pd.read_csv(path, dtype={"dataset": str, "model": str, "method": str, "metric": str,
                                              "methods": str, "methods_excluded": str, "note": str,
-                                             "method_a": str, "method_b": str, "better": str},
+                                             "method_a": str, "method_b": str, "better": str, "baseline": str,
+                                             "ci_method": str},
                                 keep_default_na=True)
-        for column in ("methods_excluded", "note", "better"):
+        for column in ("methods_excluded", "note", "better", "ci_method"):
             if column in out[name].columns:
                 out[name][column] = out[name][column].fillna("")
     return out

@@ -272,6 +272,55 @@ def bootstrap_ci(
     return estimate, low, high
 
 
+def two_level_bootstrap_ci(
+    values: Sequence[Sequence[float]] | Sequence[np.ndarray],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean and percentile CI of a two-level (hierarchical) bootstrap: clusters, then observations within them.
+
+    Each resample draws as many clusters as there are, with replacement, then within each drawn cluster as many
+    observations as it holds, with replacement, and takes the mean of everything drawn (Davison & Hinkley 1997,
+    section 3.8: resampling both stages keeps the between-cluster variance in the interval). Used for training-seed
+    repeats: clusters are the training seeds, observations the images.
+
+    Args:
+        values: one 1-D finite sample per cluster (each non-empty).
+        n_resamples: bootstrap resamples.
+        confidence: level of the percentile interval.
+        seed: seeds the resampling.
+
+    Returns:
+        ``(estimate, low, high)``: the mean of the cluster means and the interval; a single cluster falls back to
+        :func:`bootstrap_ci` over its observations (BCa).
+    """
+    clusters = [np.asarray(v, dtype=np.float64) for v in values]
+    if not clusters or any(c.ndim != 1 or c.size == 0 for c in clusters):
+        raise ValueError("two_level_bootstrap_ci needs at least one non-empty 1-D sample per cluster")
+    if not all(np.all(np.isfinite(c)) for c in clusters):
+        raise ValueError("two_level_bootstrap_ci: a sample contains NaN or inf; drop missing scores first")
+    estimate = float(np.mean([c.mean() for c in clusters]))
+    if len(clusters) == 1:
+        _, low, high = bootstrap_ci(clusters[0], n_resamples=n_resamples, confidence=confidence, seed=seed)
+        return estimate, low, high
+    rng = np.random.default_rng(seed)
+    k = len(clusters)
+    times_drawn = np.stack([np.bincount(row, minlength=k) for row in rng.integers(0, k, size=(n_resamples, k))])
+    totals = np.zeros(n_resamples)
+    counts = np.zeros(n_resamples)
+    for c, sample in enumerate(clusters):
+        # every resample draws cluster c times_drawn[:, c] times, each time sample.size observations of it
+        picks = rng.integers(0, sample.size, size=(n_resamples, k, sample.size))
+        used = np.arange(k)[None, :, None] < times_drawn[:, c][:, None, None]
+        totals += np.where(used, sample[picks], 0.0).sum(axis=(1, 2))
+        counts += times_drawn[:, c] * sample.size
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(totals / counts, [tail, 1.0 - tail])
+    return estimate, float(low), float(high)
+
+
 SUMMARY_COLUMNS = ("n", "n_missing", "mean", "median", "std", "ci_low", "ci_high")
 
 

@@ -236,7 +236,8 @@ def test_attribute_split(dataset: Path, predictions: dict[str, np.ndarray], name
     back = read_attributions(tmp_path / "a.npz")
     assert back["ids"].tolist() == IDS and np.array_equal(back["maps"], arrays["maps"])
     assert back["meta"] == {"method": name, "model": "tiny_test_synthindoor", "channel_reduction": "sum", "seed": 3,
-                            "params": {"x": 1}, "target": {"kind": "near", "quantile": 0.3, "box": None}}
+                            "params": {"x": 1}, "target": {"kind": "near", "quantile": 0.3, "box": None},
+                            "signed": True}
 
 
 def test_attribute_split_rollout_on_meter(dataset: Path) -> None:
@@ -269,14 +270,18 @@ def test_evaluate_split(dataset: Path, predictions: dict[str, np.ndarray], name:
                                     progress=False)
     assert list(scores.columns) == SCORE_COLUMNS == ["image_id", "metric", "value"]
     assert list(curves.columns) == CURVE_COLUMNS == ["image_id", "order", "fraction", "curve", "value"]
-    expected_metrics = {f"{o}_auc_{c}" for o in ("morf", "lerf")
-                        for c in ("depth_rmse", "depth_absrel", "gt_absrel_change", "gt_rmse_change")}
-    expected_metrics |= {"attribution_fidelity", "infidelity"} | ({"convergence_delta"} if name == "ig" else set())
+    # every curve under both default removal schemes: the primary (pixel, mean colour) unsuffixed, then "@road"
+    expected_metrics = {f"{o}_auc_{c}{s}" for o in ("morf", "lerf") for s in ("", "@road")
+                        for c in ("target_change", "depth_rmse", "depth_absrel", "gt_absrel_change", "gt_rmse_change")}
+    expected_metrics |= {"attribution_fidelity", "infidelity", "constant_map"}
+    expected_metrics |= {"convergence_delta"} if name == "ig" else set()
     for image_id in IDS:
         assert set(scores[scores["image_id"] == image_id]["metric"]) == expected_metrics
+    assert (scores[scores["metric"] == "constant_map"]["value"] == 0.0).all()
     assert sorted(scores["image_id"].unique()) == IDS
-    assert len(curves) == 3 * 2 * 3 * 4  # images x orders x fractions x curves
-    assert set(curves["curve"]) == {"depth_rmse", "depth_absrel", "gt_absrel", "gt_rmse"}
+    assert len(curves) == 3 * 2 * 3 * 5 * 2  # images x orders x fractions x curves x schemes
+    assert set(curves["curve"]) == {f"{c}{s}" for c in ("target_change", "depth_rmse", "depth_absrel", "gt_absrel",
+                                                         "gt_rmse") for s in ("", "@road")}
     # the AUCs are those of the curves (minus their start for the ground-truth error curves)
     for (image_id, order, curve), rows in curves.groupby(["image_id", "order", "curve"]):
         values, fractions = rows["value"].to_numpy(), rows["fraction"].to_numpy()
@@ -284,7 +289,8 @@ def test_evaluate_split(dataset: Path, predictions: dict[str, np.ndarray], name:
         start = values[0] if curve.startswith("gt_") else 0.0
         if not curve.startswith("gt_"):
             assert values[0] == 0.0
-        name_ = f"{order}_auc_{curve}" + ("_change" if curve.startswith("gt_") else "")
+        base, _, scheme = curve.partition("@")
+        name_ = f"{order}_auc_{base}" + ("_change" if curve.startswith("gt_") else "") + (f"@{scheme}" if scheme else "")
         auc = scores[(scores["image_id"] == image_id) & (scores["metric"] == name_)]["value"].item()
         by_hand = ((values[0] + values[1]) / 2 * 0.1 + (values[1] + values[2]) / 2 * 0.4 - start * 0.5) / 0.5
         assert auc == pytest.approx(by_hand, rel=1e-9, abs=1e-12)

@@ -30,14 +30,23 @@ def test_repository_config_validates_with_defaults(raw_config: dict[str, Any]) -
     assert resolved["datasets"]["synthindoor"]["depth_source"] == "filled"
     assert resolved["methods"]["ig"]["method"] == "gausslegendre" and resolved["methods"]["ig"]["blur_sigma"] == 5.0
     assert resolved["attribution"]["target"]["quantile"] == 0.25
-    assert resolved["evaluation"]["noise_std"] == 0.2 and resolved["evaluation"]["batch_size"] == 16
-    assert resolved["evaluation"]["blur_sigma"] == 5.0
+    assert resolved["evaluation"]["batch_size"] == 16
+    pixel, road = resolved["evaluation"]["schemes"]  # scheme defaults filled inside the list's items
+    assert pixel == {"name": "pixel", "unit": "pixel", "replacement": "mean", "patch_size": 8, "blur_sigma": 5.0,
+                     "noise_std": 0.2, "road_noise_std": 0.01}
+    assert road["replacement"] == "road" and road["unit"] == "pixel"
+    assert resolved["methods"]["random_smooth"] == {"correlation_length": "auto",
+                                                     "match_methods": ["saliency", "ig", "rollout"]}
+    assert resolved["claims"] == {"methods": ["saliency", "ig", "rollout"], "metric": "gap_auc_target_change",
+                                  "baseline": "random_smooth", "af_margin": 0.1}
+    assert resolved["science"]["reliability"] == {"methods": None} and resolved["science"]["sanity"]["explainer"]
     # the input is not modified
     assert "resources_dir" not in raw_config and "method" not in raw_config["methods"]["ig"]
     # a minimal config gets every section
     minimal = {"datasets": {"synthindoor": {"source": "synthetic", "setup": "indoor", "n_test": 4, "size": [64, 64],
                                             "n_train": 1}},
-               "models": {"meter_xxs": {"weights": {"synthindoor": "train"}}}, "methods": {"random": {}}}
+               "models": {"meter_xxs": {"weights": {"synthindoor": "train"}}}, "methods": {"random": {}},
+               "science": {"enabled": False}}
     full = validate_config(minimal)
     assert full["seed"] == 0 and full["device"] == "cpu" and full["threads"] == 1 and full["shards"] == 1
     assert full["attribution"] == {"target": {"kind": "mean", "quantile": 0.25}, "channel_reduction": "sum"}
@@ -48,18 +57,20 @@ def test_repository_config_validates_with_defaults(raw_config: dict[str, Any]) -
     assert full["report"] == {"qualitative_images": 4, "formats": ["png", "pdf"]}
     # and the evaluation section builds the typed config used by the stage
     config = EvaluationConfig.from_config(full["evaluation"])
-    assert config.perturbation.fractions == (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    assert [s.name for s in config.schemes] == ["pixel", "road"] and config.schemes[1].replacement == "road"
+    assert config.schemes[0].fractions == (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
     assert config.infidelity_normalize is True and config.fidelity_resolution == "native"
 
 
 def test_section_defaults_agree_with_the_full_validation() -> None:
     minimal = {"datasets": {"synthroad": {"source": "synthetic", "setup": "road", "n_test": 4, "size": [64, 64]}},
                "models": {"meter_xxs": {"weights": {"synthroad": "ckpt"}}}, "methods": {"saliency": {}},
-               "downloads": {"ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}}}
+               "downloads": {"ckpt": {"url": "https://example.org/m.pth", "filename": "m.pth"}},
+               "science": {"enabled": False}}
     resolved = validate_config(minimal)
-    for section in ("attribution", "evaluation", "stats", "report"):
+    for section in ("attribution", "evaluation", "stats", "report", "claims"):
         assert section_defaults(section) == resolved[section]
-    assert resolved["methods"]["saliency"] == {"abs": True}
+    assert resolved["methods"]["saliency"] == {"abs": False}
     assert load_schema()["additionalProperties"] is False
 
 
@@ -117,6 +128,20 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("wrong setup", put("datasets.synthroad.setup", "indoor"), r"config key datasets\.synthroad\.setup"),
     ("unknown model", put("models.meter_xl", {"weights": {"synthroad": "train"}}), r"config key models"),
     ("missing required section", drop("methods"), r"config key <top level>: 'methods' is a required property"),
+    ("repeated scheme name", put("evaluation.schemes", [{"name": "pixel"}, {"name": "pixel", "replacement": "road"}]),
+     r"config key evaluation\.schemes: scheme name 'pixel' is used twice"),
+    ("scheme name not an identifier", put("evaluation.schemes", [{"name": "pixel@2"}]),
+     r"config key evaluation\.schemes\.0\.name"),
+    ("unknown scheme key", put("evaluation.schemes", [{"name": "pixel", "size": 3}]),
+     r"config key evaluation\.schemes\.0\.size: unknown key"),
+    ("unknown replacement", put("evaluation.schemes", [{"name": "p", "replacement": "inpaint"}]),
+     r"config key evaluation\.schemes\.0\.replacement"),
+    ("old top-level replacement", put("evaluation.replacement", "mean"), r"config key evaluation\.replacement: unknown"),
+    ("nothing to match the smooth baseline to", put("methods.random_smooth.match_methods", ["random"]),
+     r"config key methods\.random_smooth\.match_methods: none of \['random'\]"),
+    ("claims baseline not run", drop("methods.random_smooth"), r"config key claims\.baseline: 'random_smooth' is not"),
+    ("claims metric not a gap", put("claims.metric", "morf_auc_target_change"), r"config key claims\.metric"),
+    ("zero margin", put("claims.af_margin", 0), r"config key claims\.af_margin"),
 ]
 
 
@@ -234,7 +259,7 @@ def test_download_keys_make_weights_valid(raw_config: dict[str, Any]) -> None:
 
 def test_section_defaults() -> None:
     evaluation = section_defaults("evaluation", {"ranking": "signed", "fidelity": {"measure": "l1"}})
-    assert evaluation["ranking"] == "signed" and evaluation["replacement"] == "mean"
+    assert evaluation["ranking"] == "signed" and evaluation["schemes"][0]["replacement"] == "mean"
     assert evaluation["fidelity"] == {"measure": "l1", "resolution": "native"}
     assert evaluation["infidelity"]["n_perturb_samples"] == 16
     assert section_defaults("stats") == {"alpha": 0.05, "bootstrap_resamples": 2000, "confidence": 0.95}

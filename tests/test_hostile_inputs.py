@@ -252,8 +252,8 @@ def test_depth_map_without_valid_pixels_is_skipped_by_name(workspace: dict[str, 
     scores = pd.read_csv(tmp_path / "scores.csv", dtype={"image_id": str})
     per_image = {i: set(g["metric"]) for i, g in scores.groupby("image_id")}
     ground_truth_metrics = {m for m in per_image["img0"] if "_gt_" in m}
-    assert ground_truth_metrics == {"morf_auc_gt_absrel_change", "lerf_auc_gt_absrel_change",
-                                    "morf_auc_gt_rmse_change", "lerf_auc_gt_rmse_change"}
+    assert ground_truth_metrics == {f"{o}_auc_gt_{c}_change{s}" for o in ("morf", "lerf") for c in ("absrel", "rmse")
+                                    for s in ("", "@road")}
     assert per_image[BROKEN] == per_image["img0"] - ground_truth_metrics
     assert np.isfinite(scores["value"]).all()
 

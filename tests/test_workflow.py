@@ -42,7 +42,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_table_has_one_row_per_combination(tiny_run: Path) -> None:
     n_test = TINY["datasets"]["synthindoor"]["n_test"]
-    for name in ("table1", "table2"):
+    for name in ("table1", "table1_depth", "table2"):
         table = pd.read_csv(tiny_run / "results" / "tables" / f"{name}.csv")
         combos = sorted(zip(table["dataset"], table["model"], table["method"]))
         assert combos == sorted((d, m, meth) for d in DATASETS for m in MODELS for meth in METHODS), name
@@ -60,8 +60,15 @@ def test_tidy_results_are_complete(tiny_run: Path) -> None:
     per_image = scores.groupby(["dataset", "model", "method", "metric"])["image_id"].nunique()
     assert (per_image == n_test).all()
     metrics = set(scores["metric"])
-    assert {"morf_auc_depth_rmse", "lerf_auc_depth_rmse", "attribution_fidelity", "infidelity",
-            "morf_auc_gt_absrel_change"} <= metrics
+    schemes = [s["name"] for s in TINY["evaluation"]["schemes"]]
+    assert {f"{o}_auc_{c}{'' if k == 0 else '@' + name}" for k, name in enumerate(schemes) for o in ("morf", "lerf")
+            for c in ("target_change", "depth_rmse", "gt_absrel_change")} <= metrics
+    assert {"attribution_fidelity", "infidelity", "infidelity_unsigned"} <= metrics
+    # Infidelity only where the maps carry a sign; not comparable (and named so) where they do not
+    signed = set(scores.loc[scores["metric"] == "infidelity", "method"])
+    assert signed == {"saliency", "ig", "random"}
+    assert set(scores.loc[scores["metric"] == "infidelity_unsigned", "method"]) == {"rollout", "explainer",
+                                                                                    "random_smooth"}
     assert set(scores.loc[scores["metric"] == "convergence_delta", "method"]) == {"ig"}
     curves = pd.read_csv(tiny_run / "results" / "evaluation" / "curves.csv", dtype={"image_id": str})
     fractions = sorted(curves["fraction"].unique())
@@ -72,6 +79,15 @@ def test_tidy_results_are_complete(tiny_run: Path) -> None:
     assert (summary["ci_low"] <= summary["mean"] + 1e-12).all() and (summary["mean"] <= summary["ci_high"] + 1e-12).all()
     friedman = pd.read_csv(tiny_run / "results" / "stats" / "friedman.csv")
     assert set(friedman["model"]) == set(MODELS) and friedman["p"].dropna().between(0, 1).all()
+    assert "infidelity_unsigned" not in set(friedman["metric"])  # never compared across methods
+    paired = pd.read_csv(tiny_run / "results" / "stats" / "paired.csv")
+    assert set(paired["baseline"]) == {"random_smooth"} and "random_smooth" not in set(paired["method"])
+    assert set(paired["n_seeds"]) == {2}  # the main run and the training-seed repeat: a two-level bootstrap
+    assert paired["ci_method"].str.startswith("two-level").all()
+    for model in MODELS:  # the smooth baseline's length was measured on this model's maps
+        smooth = yaml.safe_load((tiny_run / "results" / "attributions" / "synthindoor" / model /
+                                 "smoothness.json").read_text())
+        assert smooth["correlation_length_px"] > 0 and set(smooth["per_method"]) == {"saliency", "ig", "rollout"}
 
 
 def test_every_figure_is_a_real_image(tiny_run: Path) -> None:
@@ -91,8 +107,10 @@ def test_science_and_claims(tiny_run: Path) -> None:
     text = claims.read_text()
     for claim in ("Claim 1", "Claim 2", "Claim 3"):
         assert claim in text
-    verdicts = pd.read_csv(results / "claims.csv")["verdict"]
-    assert set(verdicts) <= {"supported", "not supported", "inconclusive", "not evaluated"}
+    claims_table = pd.read_csv(results / "claims.csv")
+    assert set(claims_table["verdict"]) <= {"supported", "not supported", "inconclusive", "not evaluated"}
+    assert set(claims_table["role"]) == {"primary", "scheme:road", "scheme:patch"}
+    assert set(claims_table["scope"]) == {"pair", "all"}
     sanity = pd.read_csv(results / "science" / "synthindoor" / "meter_xxs" / "sanity.csv", dtype={"image_id": str})
     step0 = sanity[(sanity["step"] == 0) & sanity["metric"].isin(["spearman", "ssim"])]
     assert np.allclose(step0["value"], 1.0)  # the intact model reproduces its own maps
@@ -100,6 +118,17 @@ def test_science_and_claims(tiny_run: Path) -> None:
     assert np.allclose(randomised["value"], 1.0)  # a model-independent map never changes: the known answer
     for table in ("randomisation", "localisation", "reliability"):
         assert len(pd.read_csv(results / "tables" / f"{table}.csv")) > 0
+    # the explainer trained again against the fully randomised model: rows at step 0 and the last step only
+    explainer = sanity[sanity["method"] == "explainer"]
+    assert sorted(explainer["step"].unique()) == [0, int(sanity["step"].max())]
+    localisation = pd.read_csv(results / "tables" / "localisation.csv")
+    oracle = localisation[localisation["method"] == "oracle"]
+    assert len(oracle) == len(MODELS) and np.allclose(oracle["fidelity_mosaic_mean"], 1.0)
+    alpha = pd.read_csv(results / "science" / "reliability" / "alpha.csv")
+    assert set(alpha["methods_set"]) == {"explanations", "all"}
+    explained = alpha[alpha["methods_set"] == "explanations"].set_index("metric")["n_methods"]
+    assert explained["infidelity"] == 2  # the signed maps only: saliency, ig
+    assert (explained.drop("infidelity") == 3).all()  # saliency, ig, rollout
     icc = pd.read_csv(results / "science" / "reliability" / "icc.csv")
     assert set(icc["factor"]) == {"analysis_seed", "training_seed"}
     reliability = pd.read_csv(results / "tables" / "reliability.csv")

@@ -27,7 +27,24 @@ rule attribute:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai attribute --model {params.name} --weights {input.weights} --data {input.data} "
-        "--predictions {input.predictions} --method {wildcards.method} --params '{params.method_params}' "
-        "--target '{params.target}' --channel-reduction {params.reduction} --mean-rgb {input.mean_rgb} "
-        "--seed {params.seed} --device {params.device} --threads {threads} --out {output} 2> {log}"
+        "python -m depthxai attribute --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "--predictions {input.predictions:q} --method {wildcards.method:q} --params {params.method_params:q} "
+        "--target {params.target:q} --channel-reduction {params.reduction:q} --mean-rgb {input.mean_rgb:q} "
+        "--seed {params.seed:q} --device {params.device:q} --threads {threads:q} --out {output:q} 2> {log:q}"
+
+
+rule smoothness:
+    input:
+        get_smoothness_maps,
+    output:
+        "results/attributions/{dataset}/{model}/smoothness.json",
+    log:
+        "logs/attribute/smoothness_{dataset}_{model}.log",
+    params:
+        match=SMOOTHNESS_METHODS,
+        ranking=config["evaluation"]["ranking"],
+    conda:
+        TORCH_ENV
+    shell:
+        "python -m depthxai smoothness --match-methods {params.match:q} --ranking {params.ranking:q} --out {output:q} "
+        "{input:q} 2> {log:q}"

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 # the config validation only needs this checkout's package source and its YAML/JSON-schema dependencies.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from depthxai.config import download_keys, stochastic_methods, validate_config
+from depthxai.config import download_keys, read_config_file, stochastic_methods, validate_config
 from depthxai.errors import ConfigError
 
 def weight_source_of(dataset, model):
@@ -20,17 +21,38 @@ def weight_source_of(dataset, model):
 
 
 try:
+    # Snakemake's YAML loader keeps the last of a duplicated key silently: read the files again, strictly.
+    for configfile_path in workflow.configfiles:
+        read_config_file(configfile_path)
     # The schema file is workflow/schemas/config.schema.yaml (the package's own copy, linked); validation fills
     # the defaults and checks the cross references a schema cannot express, naming the offending key.
     config.update(validate_config(config))
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
+
+def cuda_available():
+    """Whether this Python sees a CUDA device; None where PyTorch is not importable (jobs in conda envs)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.is_available()
+
+
+# A run that asks for a GPU on a machine without one fails in its first model job, after rendering and training:
+# refuse it now. Only where the jobs run here (not dry runs, not submissions to a cluster from a login node).
+if config["device"] == "cuda" and workflow.local_exec and not workflow.dryrun and cuda_available() is False:
+    raise WorkflowError(
+        "invalid configuration: config key device: 'cuda', but this machine has no CUDA device that PyTorch can use; "
+        "set device: cpu (or auto), or run on a GPU machine"
+    )
+
 # Rules call `python -m depthxai`: the package of this checkout, also inside a conda env (which provides the
 # dependencies only).
 SRC = Path(workflow.basedir) / "src"
 # (doubled braces: Snakemake formats the prefix like a shell command)
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 DATASETS = sorted(config["datasets"])
 SYNTHETIC = sorted(d for d, spec in config["datasets"].items() if spec["source"] == "synthetic")
@@ -64,11 +86,10 @@ def model_name(wildcards):
 
 
 def dataset_param(key):
-    """Input function factory: the value of datasets.<dataset>.<key> (lists joined by spaces for the shell)."""
+    """Param function factory: the value of datasets.<dataset>.<key> (a list stays a list: one quoted argument each)."""
 
     def value(wildcards):
-        item = config["datasets"][wildcards.dataset][key]
-        return " ".join(map(str, item)) if isinstance(item, list) else item
+        return config["datasets"][wildcards.dataset][key]
 
     return value
 
@@ -116,7 +137,7 @@ def download_spec_by_key(wildcards):
 
 
 def mirror_arg(wildcards):
-    return f"--mirror {config['mirror']}" if config["mirror"] else ""
+    return ["--mirror", config["mirror"]] if config["mirror"] else []
 
 
 def dataset_download(role):
@@ -147,13 +168,13 @@ def archive_root(dataset, role):
 
 def dataset_ids_arg(dataset):
     ids = config["datasets"].get(dataset, {}).get("ids")
-    return "--ids " + " ".join(ids) if ids else ""
+    return ["--ids", *ids] if ids else []
 
 
 def nyu_train_arg(wildcards):
     """prepare-nyu's train selection (datasets.nyu.train): none, or every k-th official train frame."""
     train = config["datasets"]["nyu"].get("train")
-    return f"--train-every {train['every']}" if train else ""
+    return ["--train-every", train["every"]] if train else []
 
 
 def kitti_train_args(wildcards, input):
@@ -161,9 +182,9 @@ def kitti_train_args(wildcards, input):
     The train drives extract into the raw root of the test drives (checked by the config validation)."""
     train = config["datasets"]["kitti"].get("train")
     if not train:
-        return ""
-    return (f"--train-split-file {input.train_split_file} --train-drives {' '.join(train['drives'])} "
-            f"--train-every {train['every']}")
+        return []
+    return ["--train-split-file", *input.train_split_file, "--train-drives", *train["drives"],
+            "--train-every", train["every"]]
 
 
 def training_settings(model, seed):
@@ -176,19 +197,55 @@ def train_params(wildcards):
 
 
 def method_params(wildcards):
-    """The method's parameters as JSON; the explainer's are the trained network of this (dataset, model)."""
+    """The method's parameters as JSON; the explainer's are the trained network of this (dataset, model), the
+    smoothness-matched baseline's the correlation length measured on this (dataset, model)'s maps (with auto)."""
+    return _method_params(wildcards, explainer_weights(wildcards), smoothness_file(wildcards))
+
+
+def _method_params(wildcards, explainer, smoothness):
     if wildcards.method == "explainer":
-        return json.dumps({"weights": explainer_weights(wildcards)})
-    return json.dumps(config["methods"][wildcards.method], sort_keys=True)
+        return json.dumps({"weights": explainer})
+    params = dict(config["methods"][wildcards.method])
+    if wildcards.method == "random_smooth":
+        params.pop("match_methods")
+        if params.pop("correlation_length") == "auto":
+            params["correlation_length_file"] = smoothness
+        else:
+            params["correlation_length"] = config["methods"]["random_smooth"]["correlation_length"]
+    return json.dumps(params, sort_keys=True)
 
 
 def explainer_weights(wildcards):
     return f"results/models/{wildcards.dataset}/{wildcards.model}/explainer.pt"
 
 
+def smoothness_file(wildcards):
+    return f"results/attributions/{wildcards.dataset}/{wildcards.model}/smoothness.json"
+
+
+def smooth_baseline_measured():
+    """Whether the smoothness-matched baseline takes its correlation length from the methods' maps (auto)."""
+    return config["methods"].get("random_smooth", {}).get("correlation_length") == "auto"
+
+
+SMOOTHNESS_METHODS = sorted(
+    m for m in config["methods"].get("random_smooth", {}).get("match_methods", []) if m in config["methods"]
+)
+
+
 def get_method_inputs(wildcards):
-    """Files a method needs besides the model: the trained explainer."""
-    return [explainer_weights(wildcards)] if wildcards.method == "explainer" else []
+    """Files a method needs besides the model: the trained explainer; the measured smoothness."""
+    if wildcards.method == "explainer":
+        return [explainer_weights(wildcards)]
+    if wildcards.method == "random_smooth" and smooth_baseline_measured():
+        return [smoothness_file(wildcards)]
+    return []
+
+
+def get_smoothness_maps(wildcards):
+    """The maps whose correlation length the smoothness-matched baseline takes (config match_methods)."""
+    return [f"results/attributions/{wildcards.dataset}/{wildcards.model}/{m}/shard-{s}.npz"
+            for m in SMOOTHNESS_METHODS for s in SHARDS]
 
 
 def json_param(section):
@@ -225,11 +282,29 @@ def get_qualitative_inputs(wildcards):
 
 
 def science_methods(wildcards):
-    """The configured methods for the science checks; IG with fewer path points (its cost x the cascade)."""
-    methods = {name: dict(params) for name, params in config["methods"].items() if name != "explainer"}
+    """The configured methods for the science checks; IG with fewer path points (its cost x the cascade). The
+    explainer is retrained there (science.sanity.explainer), and random_smooth is left out: like random, its maps do
+    not depend on the model, so the checks' known answers hold for it by construction."""
+    methods = {name: dict(params) for name, params in config["methods"].items()
+               if name not in ("explainer", "random_smooth")}
     if "ig" in methods:
         methods["ig"]["n_steps"] = config["science"]["sanity"]["ig_steps"]
     return json.dumps(methods, sort_keys=True)
+
+
+SANITY_EXPLAINER = "explainer" in config["methods"] and config["science"]["sanity"]["explainer"]
+
+
+def get_sanity_explainer(wildcards):
+    """The trained explainer, which the sanity check trains again against the fully randomised model."""
+    return [explainer_weights(wildcards)] if SANITY_EXPLAINER else []
+
+
+def sanity_explainer_args(wildcards, input):
+    if not SANITY_EXPLAINER:
+        return []
+    return ["--explainer-weights", *input.explainer, "--explainer",
+            json.dumps(config["methods"]["explainer"], sort_keys=True)]
 
 
 def repeat_seed(wildcards):
@@ -256,21 +331,33 @@ def retrain_train_params(wildcards):
 
 
 def retrain_method_params(wildcards):
-    """As method_params, but the explainer is the one trained against this repeat's model."""
-    if wildcards.method == "explainer":
-        return json.dumps({"weights": f"{retrain_dir(wildcards)}/explainer.pt"})
-    return method_params(wildcards)
+    """As method_params, but the explainer and the measured smoothness are this repeat's."""
+    return _method_params(wildcards, f"{retrain_dir(wildcards)}/explainer.pt",
+                          f"{retrain_dir(wildcards)}/attributions/smoothness.json")
 
 
 def get_retrain_method_inputs(wildcards):
-    return [f"{retrain_dir(wildcards)}/explainer.pt"] if wildcards.method == "explainer" else []
+    if wildcards.method == "explainer":
+        return [f"{retrain_dir(wildcards)}/explainer.pt"]
+    if wildcards.method == "random_smooth" and smooth_baseline_measured():
+        return [f"{retrain_dir(wildcards)}/attributions/smoothness.json"]
+    return []
+
+
+def get_retrain_smoothness_maps(wildcards):
+    return [f"{retrain_dir(wildcards)}/attributions/{m}/shard-{s}.npz" for m in SMOOTHNESS_METHODS for s in SHARDS]
+
+
+def get_training_seed_retest(wildcards=None):
+    """The test-retest table when it holds training-seed repeats (they widen Table 1's paired intervals)."""
+    return ["results/science/retest.csv"] if REPEATS and RETRAIN_PAIRS else []
 
 
 def retest_labels(factor):
     """Param factory: the evaluate command's labels of a test-retest row (the main run has none)."""
 
     def labels(wildcards):
-        return f"--repeat {wildcards.repeat} --retest-factor {factor}"
+        return ["--repeat", wildcards.repeat, "--retest-factor", factor]
 
     return labels
 
@@ -291,6 +378,9 @@ def get_object_shift(wildcards=None):
     return [f"results/science/{d}/{m}/object_shift.csv" for d, m in PAIRS if d in SYNTHETIC]
 
 
+STUDY_TABLES = ["table1", "table1_depth", "table2", "accuracy"]
+
+
 def figure_formats():
     return config["report"]["formats"]
 
@@ -304,7 +394,7 @@ def get_final_output():
         "results/stats/friedman.csv",
         "results/stats/wilcoxon.csv",
     ]
-    outputs += expand("results/tables/{table}.{ext}", table=["table1", "table2", "accuracy"], ext=["csv", "md", "tex"])
+    outputs += expand("results/tables/{table}.{ext}", table=STUDY_TABLES, ext=["csv", "md", "tex"])
     outputs += expand("results/figures/figure1_{pair}.{ext}", pair=[f"{d}_{m}" for d, m in PAIRS], ext=figure_formats())
     outputs += expand("results/figures/{fig}.{ext}", fig=["figure2", "figure3"], ext=figure_formats())
     outputs += [f"results/models/{d}/{m}/card.json" for d, m in PAIRS]

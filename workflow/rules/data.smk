@@ -20,8 +20,8 @@ rule render_synthetic:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m depthxai synthesize --setup {params.setup} --name {wildcards.dataset} --n-train {params.n_train} "
-        "--n-test {params.n_test} --size {params.size} --seed {params.seed} --out {output} 2> {log}"
+        "python -m depthxai synthesize --setup {params.setup:q} --name {wildcards.dataset:q} --n-train {params.n_train:q} "
+        "--n-test {params.n_test:q} --size {params.size:q} --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
 
 rule mean_rgb:
@@ -34,4 +34,4 @@ rule mean_rgb:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m depthxai mean-rgb --data {input} --split test --out {output} 2> {log}"
+        "python -m depthxai mean-rgb --data {input:q} --split test --out {output:q} 2> {log:q}"

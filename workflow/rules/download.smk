@@ -23,7 +23,7 @@ rule download_file:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m depthxai fetch --spec '{params.spec}' --dest-dir {params.dest} {params.mirror} 2> {log}"
+        "python -m depthxai fetch --spec {params.spec:q} --dest-dir {params.dest:q} {params.mirror:q} 2> {log:q}"
 
 
 rule download_archive:
@@ -40,8 +40,8 @@ rule download_archive:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m depthxai fetch --spec '{params.spec}' --dest-dir {params.dest} {params.mirror} "
-        "--flag {output} 2> {log}"
+        "python -m depthxai fetch --spec {params.spec:q} --dest-dir {params.dest:q} {params.mirror:q} "
+        "--flag {output:q} 2> {log:q}"
 
 
 rule prepare_nyu:
@@ -61,8 +61,8 @@ rule prepare_nyu:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m depthxai prepare-nyu --labeled {input.labeled} --splits {input.splits} "
-        "--depth-source {params.depth_source} {params.ids} {params.train} --out {output} 2> {log}"
+        "python -m depthxai prepare-nyu --labeled {input.labeled:q} --splits {input.splits:q} "
+        "--depth-source {params.depth_source:q} {params.ids:q} {params.train:q} --out {output:q} 2> {log:q}"
 
 
 rule prepare_kitti:
@@ -87,5 +87,5 @@ rule prepare_kitti:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m depthxai prepare-kitti --split-file {input.split_file} --raw-root {params.raw_root} "
-        "--depth-root {params.depth_root} {params.ids} {params.train} --out {output} 2> {log}"
+        "python -m depthxai prepare-kitti --split-file {input.split_file:q} --raw-root {params.raw_root:q} "
+        "--depth-root {params.depth_root:q} {params.ids:q} {params.train:q} --out {output:q} 2> {log:q}"

@@ -21,18 +21,18 @@ rule evaluate:
         target=TARGET_JSON,
         seed=config["seed"],
         device=config["device"],
-        retest_labels="",  # the test-retest copies of this rule label their rows (workflow/rules/science.smk)
+        retest_labels=[],  # the test-retest copies of this rule label their rows (workflow/rules/science.smk)
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai evaluate --model {params.name} --weights {input.weights} --data {input.data} "
-        "--predictions {input.predictions} --attributions {input.attributions} --evaluation '{params.evaluation}' "
-        "--target '{params.target}' --mean-rgb {input.mean_rgb} --seed {params.seed} --dataset {wildcards.dataset} "
-        "--arch {wildcards.model} {params.retest_labels} --device {params.device} --threads {threads} "
-        "--out-scores {output.scores} --out-curves {output.curves} 2> {log}"
+        "python -m depthxai evaluate --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "--predictions {input.predictions:q} --attributions {input.attributions:q} --evaluation {params.evaluation:q} "
+        "--target {params.target:q} --mean-rgb {input.mean_rgb:q} --seed {params.seed:q} --dataset {wildcards.dataset:q} "
+        "--arch {wildcards.model:q} {params.retest_labels:q} --device {params.device:q} --threads {threads:q} "
+        "--out-scores {output.scores:q} --out-curves {output.curves:q} 2> {log:q}"
 
 
 rule merge_scores:
@@ -45,7 +45,7 @@ rule merge_scores:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai merge --out {output} {input} 2> {log}"
+        "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"
 
 
 rule merge_curves:
@@ -58,7 +58,7 @@ rule merge_curves:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai merge --out {output} {input} 2> {log}"
+        "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"
 
 
 rule merge_accuracy:
@@ -71,4 +71,4 @@ rule merge_accuracy:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai merge --out {output} {input} 2> {log}"
+        "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"

@@ -19,8 +19,8 @@ rule train_model:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai train --model {params.name} --data {input.data} --train '{params.train}' --threads {threads} "
-        "--out-weights {output.weights} --out-metrics {output.metrics} 2> {log}"
+        "python -m depthxai train --model {params.name:q} --data {input.data:q} --train {params.train:q} --threads {threads:q} "
+        "--out-weights {output.weights:q} --out-metrics {output.metrics:q} 2> {log:q}"
 
 
 rule model_card:
@@ -37,8 +37,8 @@ rule model_card:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai model-card --model {params.name} --weights {input.weights} --weights-source {params.source} "
-        "--out {output} {input.accuracy} 2> {log}"
+        "python -m depthxai model-card --model {params.name:q} --weights {input.weights:q} --weights-source {params.source:q} "
+        "--out {output:q} {input.accuracy:q} 2> {log:q}"
 
 
 rule train_explainer:
@@ -63,6 +63,6 @@ rule train_explainer:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai train-explainer --model {params.name} --weights {input.weights} --data {input.data} "
-        "--explainer '{params.explainer}' --seed {params.seed} --device {params.device} --threads {threads} "
-        "--out-weights {output.weights} --out-metrics {output.metrics} 2> {log}"
+        "python -m depthxai train-explainer --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "--explainer {params.explainer:q} --seed {params.seed:q} --device {params.device:q} --threads {threads:q} "
+        "--out-weights {output.weights:q} --out-metrics {output.metrics:q} 2> {log:q}"

@@ -22,7 +22,7 @@ rule predict:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai predict-split --model {params.name} --weights {input.weights} --data {input.data} "
-        "--shard {wildcards.shard} --shards {params.shards} --device {params.device} --threads {threads} "
-        "--dataset {wildcards.dataset} --arch {wildcards.model} --out {output.predictions} "
-        "--out-metrics {output.accuracy} 2> {log}"
+        "python -m depthxai predict-split --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "--shard {wildcards.shard:q} --shards {params.shards:q} --device {params.device:q} --threads {threads:q} "
+        "--dataset {wildcards.dataset:q} --arch {wildcards.model:q} --out {output.predictions:q} "
+        "--out-metrics {output.accuracy:q} 2> {log:q}"

@@ -5,11 +5,17 @@ rule tables:
     input:
         summary="results/stats/summary.csv",
         friedman="results/stats/friedman.csv",
+        paired="results/stats/paired.csv",
         accuracy="results/evaluation/accuracy.csv",
     output:
         report(
             multiext("results/tables/table1", ".csv", ".md", ".tex"),
             caption="../report/table1.rst",
+            category="Tables",
+        ),
+        report(
+            multiext("results/tables/table1_depth", ".csv", ".md", ".tex"),
+            caption="../report/table1_depth.rst",
             category="Tables",
         ),
         report(
@@ -26,9 +32,11 @@ rule tables:
         "logs/report/tables.log",
     conda:
         "../../envs/stats.yaml"
+    params:
+        baseline=config["claims"]["baseline"],
     shell:
-        "python -m depthxai tables --summary {input.summary} --friedman {input.friedman} --accuracy {input.accuracy} "
-        "--out-dir results/tables 2> {log}"
+        "python -m depthxai tables --summary {input.summary:q} --friedman {input.friedman:q} --paired {input.paired:q} "
+        "--accuracy {input.accuracy:q} --baseline {params.baseline:q} --out-dir results/tables 2> {log:q}"
 
 
 rule figure_qualitative:
@@ -47,13 +55,13 @@ rule figure_qualitative:
         name=model_name,
         n_images=config["report"]["qualitative_images"],
         stem="results/figures/figure1_{dataset}_{model}",
-        formats=" ".join(figure_formats()),
+        formats=figure_formats(),
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai figure-qualitative --model {params.name} --data {input.data} --predictions {input.predictions} "
-        "--attributions {input.attributions} --n-images {params.n_images} --formats {params.formats} "
-        "--out-stem {params.stem} 2> {log}"
+        "python -m depthxai figure-qualitative --model {params.name:q} --data {input.data:q} --predictions {input.predictions:q} "
+        "--attributions {input.attributions:q} --n-images {params.n_images:q} --formats {params.formats:q} "
+        "--out-stem {params.stem:q} 2> {log:q}"
 
 
 rule figure_curves:
@@ -68,11 +76,11 @@ rule figure_curves:
     log:
         "logs/report/figure2.log",
     params:
-        formats=" ".join(figure_formats()),
+        formats=figure_formats(),
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai figure-curves --curves {input} --formats {params.formats} --out-stem results/figures/figure2 2> {log}"
+        "python -m depthxai figure-curves --curves {input:q} --formats {params.formats:q} --out-stem results/figures/figure2 2> {log:q}"
 
 
 rule figure_fidelity:
@@ -87,8 +95,8 @@ rule figure_fidelity:
     log:
         "logs/report/figure3.log",
     params:
-        formats=" ".join(figure_formats()),
+        formats=figure_formats(),
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai figure-fidelity --scores {input} --formats {params.formats} --out-stem results/figures/figure3 2> {log}"
+        "python -m depthxai figure-fidelity --scores {input:q} --formats {params.formats:q} --out-stem results/figures/figure3 2> {log:q}"

@@ -8,6 +8,7 @@ rule sanity:
         data="results/data/{dataset}",
         weights=get_weights,
         mean_rgb="results/data/{dataset}.mean_rgb.json",
+        explainer=get_sanity_explainer,
     output:
         "results/science/{dataset}/{model}/sanity.csv",
     log:
@@ -21,16 +22,17 @@ rule sanity:
         target=TARGET_JSON,
         seed=config["seed"],
         device=config["device"],
+        explainer=sanity_explainer_args,
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai sanity --model {params.name} --weights {input.weights} --data {input.data} "
-        "--methods '{params.methods}' --mean-rgb {input.mean_rgb} --n-images {params.n_images} "
-        "--target '{params.target}' --seed {params.seed} --device {params.device} --threads {threads} "
-        "--dataset {wildcards.dataset} --arch {wildcards.model} --out {output} 2> {log}"
+        "python -m depthxai sanity --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "--methods {params.methods:q} --mean-rgb {input.mean_rgb:q} --n-images {params.n_images:q} "
+        "--target {params.target:q} {params.explainer:q} --seed {params.seed:q} --device {params.device:q} "
+        "--threads {threads:q} --dataset {wildcards.dataset:q} --arch {wildcards.model:q} --out {output:q} 2> {log:q}"
 
 
 rule localisation:
@@ -48,6 +50,7 @@ rule localisation:
         name=model_name,
         methods=science_methods,
         n_mosaics=config["science"]["localisation"]["n_mosaics"],
+        fidelity=config["evaluation"]["fidelity"]["measure"],
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
@@ -56,10 +59,11 @@ rule localisation:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai localisation --model {params.name} --weights {input.weights} --data {input.data} "
-        "--methods '{params.methods}' --mean-rgb {input.mean_rgb} --n-mosaics {params.n_mosaics} "
-        "--seed {params.seed} --device {params.device} --threads {threads} --dataset {wildcards.dataset} "
-        "--arch {wildcards.model} --out {output} 2> {log}"
+        "python -m depthxai localisation --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "--methods {params.methods:q} --mean-rgb {input.mean_rgb:q} --n-mosaics {params.n_mosaics:q} "
+        "--fidelity-measure {params.fidelity:q} "
+        "--seed {params.seed:q} --device {params.device:q} --threads {threads:q} --dataset {wildcards.dataset:q} "
+        "--arch {wildcards.model:q} --out {output:q} 2> {log:q}"
 
 
 rule object_shift:
@@ -78,6 +82,7 @@ rule object_shift:
         setup=dataset_param("setup"),
         n_pairs=config["science"]["object_shift"]["n_pairs"],
         shift_m=config["science"]["object_shift"]["shift_m"],
+        fidelity=config["evaluation"]["fidelity"]["measure"],
         seed=config["seed"],
         device=config["device"],
     wildcard_constraints:
@@ -88,10 +93,11 @@ rule object_shift:
     conda:
         TORCH_ENV
     shell:
-        "python -m depthxai object-shift --model {params.name} --weights {input.weights} "
-        "--methods '{params.methods}' --mean-rgb {input.mean_rgb} --setup {params.setup} --n-pairs {params.n_pairs} "
-        "--shift-m {params.shift_m} --seed {params.seed} --device {params.device} --threads {threads} "
-        "--dataset {wildcards.dataset} --arch {wildcards.model} --out {output} 2> {log}"
+        "python -m depthxai object-shift --model {params.name:q} --weights {input.weights:q} "
+        "--methods {params.methods:q} --mean-rgb {input.mean_rgb:q} --setup {params.setup:q} --n-pairs {params.n_pairs:q} "
+        "--fidelity-measure {params.fidelity:q} "
+        "--shift-m {params.shift_m:q} --seed {params.seed:q} --device {params.device:q} --threads {threads:q} "
+        "--dataset {wildcards.dataset:q} --arch {wildcards.model:q} --out {output:q} 2> {log:q}"
 
 
 # Test-retest, analysis seed: the stochastic methods' maps again with seed + r (the others are reused), and every
@@ -190,6 +196,15 @@ use rule attribute as attribute_retrained with:
         method_params=retrain_method_params,
 
 
+use rule smoothness as smoothness_retrained with:
+    input:
+        get_retrain_smoothness_maps,
+    output:
+        "results/science/retrain/{dataset}/{model}/repeat-{repeat}/attributions/smoothness.json",
+    log:
+        "logs/science/smoothness_retrained_{dataset}_{model}_repeat-{repeat}.log",
+
+
 use rule evaluate as evaluate_retrained with:
     input:
         data="results/data/{dataset}",
@@ -218,7 +233,7 @@ rule merge_retest:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai merge --out {output} {input} 2> {log}"
+        "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"
 
 
 rule reliability:
@@ -231,11 +246,12 @@ rule reliability:
         "logs/science/reliability.log",
     params:
         out_dir=output_dir,
+        methods=json.dumps(config["science"]["reliability"]["methods"]),
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai reliability --scores {input.scores} --retest {input.retest} --out-dir {params.out_dir} "
-        "2> {log}"
+        "python -m depthxai reliability --scores {input.scores:q} --retest {input.retest:q} --methods {params.methods:q} "
+        "--out-dir {params.out_dir:q} 2> {log:q}"
 
 
 rule claims:
@@ -248,11 +264,12 @@ rule claims:
         "logs/science/claims.log",
     params:
         alpha=config["stats"]["alpha"],
+        claims=json_param("claims"),
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai claims --scores {input} --alpha {params.alpha} --out-md {output.md} --out-csv {output.csv} "
-        "2> {log}"
+        "python -m depthxai claims --scores {input:q} --claims {params.claims:q} --alpha {params.alpha:q} "
+        "--out-md {output.md:q} --out-csv {output.csv:q} 2> {log:q}"
 
 
 rule science_report:
@@ -280,11 +297,11 @@ rule science_report:
     log:
         "logs/science/science_report.log",
     params:
-        formats=" ".join(figure_formats()),
+        formats=figure_formats(),
     conda:
         "../../envs/stats.yaml"
     shell:
-        "python -m depthxai science-report --sanity {input.sanity} --localisation {input.localisation} "
-        "--object-shift {input.object_shift} --scores {input.scores} --spearman {input.spearman} "
-        "--alpha-table {input.alpha} --icc {input.icc} --formats {params.formats} --out-dir results/figures "
-        "--tables-dir results/tables 2> {log}"
+        "python -m depthxai science-report --sanity {input.sanity:q} --localisation {input.localisation:q} "
+        "--object-shift {input.object_shift:q} --scores {input.scores:q} --spearman {input.spearman:q} "
+        "--alpha-table {input.alpha:q} --icc {input.icc:q} --formats {params.formats:q} --out-dir results/figures "
+        "--tables-dir results/tables 2> {log:q}"

@@ -43,11 +43,21 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="registry name <arch>_<variant>_<dataset>, e.g. meter_xxs_nyu")
     p.add_argument("--weights", type=Path, required=True, help="checkpoint (state dict; loaded with weights_only=True)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch intra-op threads (>= 1)")
 
 
 def _load_model(args: argparse.Namespace) -> Any:
@@ -176,7 +186,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--train", type=_json_arg, default={}, help="TrainConfig fields as JSON (epochs, batch_size, lr, ...)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--out-weights", type=Path, required=True)
     p.add_argument("--out-metrics", type=Path, required=True)
 
@@ -189,7 +199,7 @@ def run_predict(args: argparse.Namespace) -> None:
     from depthxai.models import predict_image
 
     model = _load_model(args)
-    depth = predict_image(model, read_rgb(args.image))
+    depth = predict_image(model, read_rgb(args.image), name=str(args.image))
     with atomic_path(args.out, suffix=".npy") as tmp:
         np.save(tmp, depth)
     log.info("%s: depth %dx%d, %.3f..%.3f m -> %s", args.image, *depth.shape, float(depth.min()), float(depth.max()), args.out)
@@ -307,13 +317,39 @@ def _attribute_args(p: argparse.ArgumentParser) -> None:
     _common_model_args(p)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--predictions", type=Path, required=True)
-    p.add_argument("--method", required=True, choices=["saliency", "ig", "rollout", "random", "explainer"])
+    p.add_argument("--method", required=True, choices=["saliency", "ig", "rollout", "random", "random_smooth",
+                                                        "explainer"])
     p.add_argument("--params", type=_json_arg, default={}, help="method parameters as JSON")
     p.add_argument("--target", type=_json_arg, default={"kind": "mean"}, help="target as JSON")
     p.add_argument("--channel-reduction", default="sum", choices=["sum", "abs_sum"])
     p.add_argument("--mean-rgb", type=Path, help="JSON from 'depthxai mean-rgb' (IG mean baseline)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
+
+
+def run_smoothness(args: argparse.Namespace) -> None:
+    from depthxai.attribution.baselines import correlation_length, smoothness_summary
+    from depthxai.attribution.run import read_attributions
+    from depthxai.fileio import write_json
+
+    lengths: dict[str, list[float]] = {}
+    for path in args.attributions:
+        maps = read_attributions(path)
+        method = maps["meta"]["method"]
+        lengths.setdefault(method, []).extend(correlation_length(maps["maps"][k], args.ranking)
+                                              for k in range(len(maps["ids"])))
+    summary = smoothness_summary(lengths, args.match_methods, args.ranking)
+    write_json(args.out, summary)
+    log.info("correlation length %.2f px (per method: %s)", summary["correlation_length_px"],
+             json.dumps(summary["per_method"], sort_keys=True))
+
+
+@command("smoothness", "correlation length of the methods' maps: the target of the smoothness-matched random baseline")
+def _smoothness_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--match-methods", nargs="+", required=True, help="methods whose smoothness the baseline matches")
+    p.add_argument("--ranking", choices=["abs", "signed"], default="abs", help="measure |map| (abs) or the map")
+    p.add_argument("--out", type=Path, required=True, help="JSON with correlation_length_px")
+    p.add_argument("attributions", type=Path, nargs="+", help="attribution files (.npz) of the matched methods")
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -413,8 +449,19 @@ def run_sanity(args: argparse.Namespace) -> None:
     images = load_inputs(model, args.data, ids)
     with torch_no_grad():
         weights = target_weights(TargetSpec.from_config(args.target), model(images))
+    retrain = None
+    if args.explainer_weights is not None:
+        from depthxai.attribution.explainer import Explainer, ExplainerConfig, fit_explainer
+
+        settings = ExplainerConfig.from_config(dict(args.explainer, seed=args.seed, threads=args.threads))
+
+        def train_against(randomised: Any) -> Explainer:
+            log.info("training the explainer again against the fully randomised model")
+            return Explainer(net=fit_explainer(randomised, args.data, settings, log=log, progress=not args.quiet)[0])
+
+        retrain = (Explainer(args.explainer_weights), train_against)
     table = cascading_randomisation(model, images, weights, _methods_from(args.methods, _mean_rgb_from(args.mean_rgb)),
-                                    seed=args.seed, image_ids=ids)
+                                    seed=args.seed, image_ids=ids, retrain_explainer=retrain)
     write_csv(args.out, _labelled(table, args))
 
 
@@ -424,6 +471,9 @@ def _sanity_args(p: argparse.ArgumentParser) -> None:
     _science_args(p)
     p.add_argument("--n-images", type=int, default=4)
     p.add_argument("--target", type=_json_arg, default={"kind": "mean"})
+    p.add_argument("--explainer-weights", type=Path, default=None,
+                   help="the trained explainer: also train it again against the fully randomised model and compare")
+    p.add_argument("--explainer", type=_json_arg, default={}, help="ExplainerConfig fields as JSON (methods.explainer)")
 
 
 def run_localisation(args: argparse.Namespace) -> None:
@@ -435,7 +485,7 @@ def run_localisation(args: argparse.Namespace) -> None:
     ids = _test_subset(args.data, 10**9)
     table = localisation_run(model, load_inputs(model, args.data, ids),
                              _methods_from(args.methods, _mean_rgb_from(args.mean_rgb)), args.n_mosaics, args.seed,
-                             image_ids=ids)
+                             image_ids=ids, fidelity_measure=args.fidelity_measure)
     write_csv(args.out, _labelled(table, args))
 
 
@@ -452,7 +502,7 @@ def run_object_shift(args: argparse.Namespace) -> None:
 
     model = _load_model(args)
     table = object_shift_run(model, _methods_from(args.methods, _mean_rgb_from(args.mean_rgb)), [args.setup],
-                             args.n_pairs, args.seed, shift_m=args.shift_m)
+                             args.n_pairs, args.seed, shift_m=args.shift_m, fidelity_measure=args.fidelity_measure)
     write_csv(args.out, _labelled(table, args))
 
 
@@ -470,6 +520,8 @@ def _science_args(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--data", type=Path, required=True)
     p.add_argument("--methods", type=_json_arg, required=True, help='{"method": {params}, ...} as JSON')
     p.add_argument("--mean-rgb", type=Path, help="JSON from 'depthxai mean-rgb' (IG mean baseline)")
+    p.add_argument("--fidelity-measure", default="pearson", choices=["pearson", "spearman", "l1"],
+                   help="Attribution Fidelity measure (evaluation.fidelity.measure)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", required=True, help="label for the tidy table")
     p.add_argument("--arch", required=True, help="label for the tidy table (<arch>_<variant>)")
@@ -478,16 +530,18 @@ def _science_args(p: argparse.ArgumentParser, data: bool = True) -> None:
 
 def run_claims(args: argparse.Namespace) -> None:
     from depthxai.fileio import write_csv
-    from depthxai.report.claims import evaluate_claims, write_claims_markdown
+    from depthxai.report.claims import ClaimRules, evaluate_claims, write_claims_markdown
 
-    claims = evaluate_claims(_read_tidy(args.scores), alpha=args.alpha)
+    rules = ClaimRules.from_config(section_defaults_for("claims", args.claims), alpha=args.alpha)
+    claims = evaluate_claims(_read_tidy(args.scores), rules)
     write_csv(args.out_csv, claims)
-    write_claims_markdown(claims, args.out_md)
+    write_claims_markdown(claims, args.out_md, rules)
 
 
 @command("claims", "decide each of the paper's claims on this run's numbers with the stated statistical rule")
 def _claims_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--claims", type=_json_arg, default={}, help="the config's claims section as JSON")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-csv", type=Path, required=True)
@@ -511,7 +565,7 @@ def run_reliability(args: argparse.Namespace) -> None:
                             "and evaluate_retrained rules")
         main = [scores.assign(factor=factor, repeat=0) for factor in sorted(repeats["factor"].unique())]
         retest = pd.concat([*main, repeats], ignore_index=True)
-    write_csv_tables(reliability_tables(scores, retest), args.out_dir)
+    write_csv_tables(reliability_tables(scores, retest, methods=args.methods), args.out_dir)
 
 
 @command("reliability", "psychometric reliability of the metrics: Krippendorff alpha, Spearman, test-retest ICC")
@@ -519,6 +573,9 @@ def _reliability_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
     p.add_argument("--retest", type=Path, nargs="*", default=[],
                    help="scores of repeated runs (with factor and repeat columns)")
+    p.add_argument("--methods", type=_json_arg, default=None,
+                   help="JSON list of the explanation methods of the 'explanations' rows (default: all but random* "
+                        "and explainer)")
     p.add_argument("--out-dir", type=Path, required=True)
 
 
@@ -530,7 +587,10 @@ def run_science_report(args: argparse.Namespace) -> None:
     sanity = _read_tidy_many(args.sanity)
     figure_randomisation(sanity, out / "randomisation", formats=args.formats)
     figure_metric_violins(_read_tidy(args.scores), out / "violins", formats=args.formats)
-    figure_method_correlation(_read_tidy(args.spearman), out / "method_correlation", formats=args.formats)
+    spearman = _read_tidy(args.spearman)
+    if "methods_set" in spearman:  # the heatmaps show every method, baselines included
+        spearman = spearman[spearman["methods_set"] == "all"].drop(columns="methods_set")
+    figure_method_correlation(spearman, out / "method_correlation", formats=args.formats)
     science_tables(sanity, _read_tidy_many(args.localisation), _read_tidy_many(args.object_shift),
                    _read_tidy(args.alpha_table), _read_tidy(args.icc), Path(args.tables_dir))
 
@@ -577,9 +637,12 @@ def run_stats(args: argparse.Namespace) -> None:
     from depthxai.stats.run import run_statistics
 
     settings = section_defaults_for("stats", args.stats)
+    retest = _read_tidy(args.retest) if args.retest else None
     tables = run_statistics(_read_tidy(args.scores), alpha=settings["alpha"], confidence=settings["confidence"],
-                            n_resamples=settings["bootstrap_resamples"], seed=args.seed)
-    for name, out in (("summary", args.out_summary), ("friedman", args.out_friedman), ("wilcoxon", args.out_wilcoxon)):
+                            n_resamples=settings["bootstrap_resamples"], seed=args.seed, baseline=args.baseline,
+                            retest=retest)
+    for name, out in (("summary", args.out_summary), ("friedman", args.out_friedman), ("wilcoxon", args.out_wilcoxon),
+                      ("paired", args.out_paired)):
         write_csv(out, tables[name])
 
 
@@ -588,31 +651,28 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
     p.add_argument("--stats", type=_json_arg, default={}, help="the config's stats section as JSON")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline", default="random_smooth", help="reference method of the paired differences")
+    p.add_argument("--retest", type=Path, default=None,
+                   help="test-retest scores: training-seed repeats make the paired CIs two-level bootstraps")
     p.add_argument("--out-summary", type=Path, required=True)
     p.add_argument("--out-friedman", type=Path, required=True)
     p.add_argument("--out-wilcoxon", type=Path, required=True)
+    p.add_argument("--out-paired", type=Path, required=True)
 
 
 def run_tables(args: argparse.Namespace) -> None:
-    from depthxai.report.tables import accuracy_table, table1, table2, write_table
+    from depthxai.report.tables import write_study_tables
 
-    summary, friedman = _read_tidy(args.summary), _read_tidy(args.friedman)
-    out = Path(args.out_dir)
-    write_table(table1(summary, friedman), out / "table1",
-                "Table 1: perturbation test. Area under the MoRF and LeRF curves of the RMSE between perturbed and "
-                "unperturbed predictions (m), mean and 95% bootstrap CI over test images; MoRF higher and LeRF lower "
-                "is better; best method in bold.")
-    write_table(table2(summary, friedman), out / "table2",
-                "Table 2: Attribution Fidelity (higher is better) and Infidelity (lower is better), mean and 95% "
-                "bootstrap CI over test images, with the Friedman test across methods.")
-    write_table(accuracy_table(_read_tidy(args.accuracy)), out / "accuracy",
-                "Depth accuracy of each model on the test split (mean over images; official protocol).")
+    write_study_tables(_read_tidy(args.summary), _read_tidy(args.friedman), _read_tidy(args.paired),
+                       _read_tidy(args.accuracy), args.out_dir, baseline=args.baseline)
 
 
-@command("tables", "Table 1, Table 2 and the accuracy table as CSV, Markdown and LaTeX")
+@command("tables", "Table 1 (and its whole-map variant), Table 2 and the accuracy table as CSV, Markdown and LaTeX")
 def _tables_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", type=Path, required=True)
     p.add_argument("--friedman", type=Path, required=True)
+    p.add_argument("--paired", type=Path, required=True, help="paired differences to the baseline (stats rule)")
+    p.add_argument("--baseline", default="random_smooth")
     p.add_argument("--accuracy", type=Path, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
 
@@ -648,7 +708,7 @@ def run_figure_curves(args: argparse.Namespace) -> None:
 @command("figure-curves", "Figure 2: MoRF/LeRF curves with confidence bands")
 def _figure_curves_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curves", type=Path, required=True)
-    p.add_argument("--curve", default="depth_rmse")
+    p.add_argument("--curve", default="target_change")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])
     p.add_argument("--out-stem", type=Path, required=True)
 
@@ -663,7 +723,7 @@ def run_figure_fidelity(args: argparse.Namespace) -> None:
 @command("figure-fidelity", "Figure 3: Attribution Fidelity against a conventional metric, disagreements marked")
 def _figure_fidelity_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
-    p.add_argument("--conventional", default="morf_auc_depth_rmse")
+    p.add_argument("--conventional", default="gap_auc_target_change")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])
     p.add_argument("--out-stem", type=Path, required=True)
 
@@ -689,16 +749,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options that name files a command writes; folders it writes; commands whose ``--out`` is a dataset folder.
+OUTPUT_FILE_OPTIONS = ("out", "out_scores", "out_curves", "out_weights", "out_metrics", "out_md", "out_csv",
+                       "out_summary", "out_friedman", "out_wilcoxon", "out_paired", "flag")
+OUTPUT_FOLDER_OPTIONS = ("out_dir", "tables_dir", "dest_dir")
+FOLDER_OUTPUT_COMMANDS = ("synthesize", "prepare-nyu", "prepare-kitti")
+
+
+def _paths(value: Any) -> list[Path]:
+    if isinstance(value, Path):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, Path)]
+    return []
+
+
+def guard_paths(args: argparse.Namespace) -> None:
+    """Before any work: no output may be an input, nor unwritable, nor a folder where a file is due
+    (:func:`depthxai.fileio.check_paths`)."""
+    from depthxai.fileio import check_paths
+
+    files, folders, inputs = [], [], []
+    for dest, value in vars(args).items():
+        option = "--" + dest.replace("_", "-")
+        if dest == "out" and args.command in FOLDER_OUTPUT_COMMANDS:
+            folders += [(option, p) for p in _paths(value)]
+        elif dest in OUTPUT_FILE_OPTIONS:
+            files += [(option, p) for p in _paths(value)]
+        elif dest in OUTPUT_FOLDER_OPTIONS:
+            folders += [(option, p) for p in _paths(value)]
+        elif dest == "out_stem":
+            files += [(option, value.with_name(f"{value.name}.{fmt}")) for fmt in getattr(args, "formats", ["png"])]
+        else:
+            inputs += _paths(value)
+    check_paths(inputs, files, folders)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     handler = _COMMANDS[args.command][0]
     try:
+        guard_paths(args)
         handler(args)
     except DepthXAIError as exc:
         # One line, no traceback: the message names the file or key and what to do (the last line of a rule's log).
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"depthxai {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # The file system said no (disk full, read-only, permissions, a path that vanished): name the path. The
+        # atomic writers have already removed their temporary files, so nothing that looks complete is left.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"depthxai {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,15 +1,21 @@
 """Loading and validating the workflow configuration.
 
 The JSON schema (``schemas/config.schema.yaml``, also reached as ``workflow/schemas/config.schema.yaml``)
-is the single definition of every key, type, range and default. :func:`validate_config` applies it with
-defaults filled in, then checks what a schema cannot express (cross references between sections), and
-raises :class:`~depthxai.errors.ConfigError` naming the offending key.
+is the single definition of every key, type, range (every count and size has an upper bound) and default.
+:func:`validate_config` first bounds what it will look at (:func:`check_values`: at most
+:data:`MAX_CONFIG_NODES` values once YAML aliases are expanded, finite numbers only, no control characters in any
+key or string), then applies the schema with defaults filled in, then checks what a schema cannot express (cross
+references between sections), and raises :class:`~depthxai.errors.ConfigError` naming the offending key, with
+a bounded excerpt of the value. :func:`read_config_file` reads a YAML file strictly: a key given twice is an
+error (PyYAML would keep the last one silently).
 """
 
 from __future__ import annotations
 
 import copy
 import fnmatch
+import math
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -21,6 +27,121 @@ import yaml
 from depthxai.errors import ConfigError
 
 SCHEMA_RESOURCE = "schemas/config.schema.yaml"
+
+#: Values a configuration may hold once YAML aliases are expanded (the default config has about 200): a handful
+#: of aliases can stand for billions of values, which validation would otherwise walk one by one.
+MAX_CONFIG_NODES = 100_000
+#: Characters of a value quoted in an error message.
+EXCERPT_CHARS = 160
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS, depth: int = 3) -> str:
+    """``repr(value)`` cut to ``limit`` characters, looking at no more than 8 items of at most ``depth`` levels (never
+    the whole of a huge value)."""
+    if isinstance(value, (list, tuple, Mapping)) and depth == 0:
+        text = "[...]" if not isinstance(value, Mapping) else "{...}"
+    elif isinstance(value, Mapping):
+        parts = [f"{k!r}: {excerpt(v, limit, depth - 1)}" for k, v in list(value.items())[:8]]
+        text = "{" + ", ".join(parts) + (f", ... ({len(value)} keys)" if len(value) > 8 else "") + "}"
+    elif isinstance(value, (list, tuple)):
+        parts = [excerpt(v, limit, depth - 1) for v in list(value[:8])]
+        text = "[" + ", ".join(parts) + (f", ... ({len(value)} items)" if len(value) > 8 else "") + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _expanded_size(value: Any, memo: dict[int, int], depth: int = 0) -> int:
+    """Values in ``value`` with shared sub-trees (YAML aliases) counted every time they occur; linear in the number
+    of distinct objects (``memo`` by id)."""
+    if depth > 64:
+        raise ConfigError("config: nested more than 64 levels deep")
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if isinstance(value, Mapping):
+        size = 1 + sum(_expanded_size(v, memo, depth + 1) for v in value.values())
+    elif isinstance(value, (list, tuple)):
+        size = 1 + sum(_expanded_size(v, memo, depth + 1) for v in value)
+    else:
+        size = 1
+    memo[key] = size
+    return size
+
+
+def check_values(config: Mapping[str, Any]) -> None:
+    """Bound and sanitise the raw configuration before the schema looks at it (see the module docstring).
+
+    Raises:
+        ConfigError: naming the key: too many values (expanded aliases), a non-finite number (YAML's ``.nan`` and
+            ``.inf`` are valid floats), or a control character (a newline, a tab, NUL...) in a key or a string.
+    """
+    memo: dict[int, int] = {}
+    if _expanded_size(config, memo) > MAX_CONFIG_NODES:
+        path: list[str] = []
+        node: Any = config
+        while isinstance(node, Mapping) and node:  # follow the largest branch of keys down to the culprit
+            name, child = max(node.items(), key=lambda item: memo.get(id(item[1]), 1))
+            path.append(str(name))
+            node = child
+        raise ConfigError(f"config key {_key_path(path)}: holds {memo[id(config)]:,} values once YAML aliases are "
+                          f"expanded, more than the {MAX_CONFIG_NODES:,} a configuration may hold: "
+                          f"{excerpt(node)}")
+    stack: list[tuple[list[str], Any]] = [([], config)]
+    seen: set[int] = set()
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, (Mapping, list, tuple)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            for name, child in items:
+                if isinstance(name, str) and _CONTROL.search(name):
+                    raise ConfigError(f"config key {_key_path(path)}: the key {excerpt(name)} contains a control "
+                                      "character (a newline, tab or other invisible character)")
+                stack.append(([*path, str(name)], child))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {_key_path(path)}: {value} is not a finite number")
+        elif isinstance(value, str) and _CONTROL.search(value):
+            raise ConfigError(f"config key {_key_path(path)}: {excerpt(value)} contains a control character (a "
+                              "newline, tab or other invisible character)")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{key_node.start_mark.name}, line {key_node.start_mark.line + 1}: key {key!r} is "
+                                  f"given twice in one mapping (first on line {seen[key] + 1}); YAML would keep "
+                                  "the last one silently")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """Parse a YAML config file strictly (:class:`_StrictLoader`), with one-line errors naming the file.
+
+    Raises:
+        ConfigError: the file is missing, a directory, unreadable, not valid YAML, or gives a key twice.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    try:
+        with path.open(encoding="utf-8") as stream:  # a file object: error marks name the file
+            return yaml.load(stream, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 def load_schema() -> dict[str, Any]:
@@ -58,6 +179,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ConfigError: naming the first offending key (dotted path) and what is wrong with it.
     """
+    check_values(config)
     resolved = copy.deepcopy(dict(config))
     schema = load_schema()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
@@ -83,7 +205,10 @@ def _raise_first_error(errors: Any, section: str | None = None) -> None:
             + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
             + "; see workflow/schemas/config.schema.yaml"
         )
-    raise ConfigError(f"config key {key}: {err.message}")
+    message = err.message
+    if len(message) > 2 * EXCERPT_CHARS:  # jsonschema quotes the whole offending value
+        message = f"{excerpt(err.instance)} is invalid here ({err.validator}: {excerpt(err.validator_value)})"
+    raise ConfigError(f"config key {key}: {message}")
 
 
 #: The inputs each real dataset's preparation needs, by role (values of ``datasets.<name>.downloads``).
@@ -153,6 +278,25 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 raise ConfigError(f"config key datasets.{name}.{key}: the localisation mosaics of the science stage need "
                                   "at least 4 test images (or set science.enabled: false)")
     _check_evaluation(config["evaluation"])
+    _check_methods(config)
+
+
+def _check_methods(config: Mapping[str, Any]) -> None:
+    """The smoothness-matched baseline measures methods that run; the claims compare methods that run."""
+    methods = config["methods"]
+    smooth = methods.get("random_smooth")
+    if smooth is not None and smooth["correlation_length"] == "auto":
+        matched = [m for m in smooth["match_methods"] if m in methods and not m.startswith("random")]
+        if not matched:
+            raise ConfigError(f"config key methods.random_smooth.match_methods: none of {smooth['match_methods']} is "
+                              "a configured explanation method, so there is no smoothness to match; add one or give "
+                              "correlation_length in pixels")
+    if config["science"]["enabled"]:
+        baseline = config["claims"]["baseline"]
+        if baseline not in methods:
+            raise ConfigError(f"config key claims.baseline: {baseline!r} is not among the configured methods "
+                              f"({', '.join(sorted(methods))}); the claims are decided against it (add it to methods, "
+                              "or set science.enabled: false)")
 
 
 def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[str, Any]) -> None:
@@ -198,17 +342,17 @@ def _check_evaluation(evaluation: Mapping[str, Any]) -> None:
     fractions = evaluation["fractions"]
     if sorted(fractions) != list(fractions) or fractions[0] != 0.0:
         raise ConfigError("config key evaluation.fractions: must be increasing and start at 0")
+    names = [scheme["name"] for scheme in evaluation["schemes"]]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"config key evaluation.schemes: scheme name {repeated[0]!r} is used twice (names must be "
+                          "distinct: they suffix the metric names)")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it (see :func:`validate_config`)."""
+    """Read a YAML config file strictly and validate it (see :func:`read_config_file`, :func:`validate_config`)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    raw = read_config_file(path)
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
     return validate_config(raw)
@@ -225,6 +369,7 @@ def section_defaults(section: str, partial: Mapping[str, Any] | None = None) -> 
         sub_schema = {"$defs": schema["$defs"], **schema["properties"][section]}
     except KeyError:
         raise ConfigError(f"config key {section}: no such section") from None
+    check_values(dict(partial or {}))
     instance = copy.deepcopy(dict(partial or {}))
     validator = _with_defaults(jsonschema.Draft202012Validator)(sub_schema)
     _raise_first_error(validator.iter_errors(instance), section)
@@ -240,6 +385,6 @@ def stochastic_methods(config: Mapping[str, Any]) -> list[str]:
     """
     out = []
     for name, params in config["methods"].items():
-        if name == "random" or (name == "ig" and (params or {}).get("baseline") == "noise"):
+        if name.startswith("random") or (name == "ig" and (params or {}).get("baseline") == "noise"):
             out.append(name)
     return sorted(out)

@@ -49,6 +49,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None or str(exc.filename) == str(tmp):  # a full disk names no file: name the destination
+            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -75,8 +80,111 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON atomically (sorted keys keep reruns byte-identical)."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Write ``obj`` as indented, key-sorted JSON atomically (sorted keys keep reruns byte-identical).
+
+    Strict JSON: a NaN or infinity is refused (``json`` would write the bare ``NaN``, which no JSON parser but
+    Python's reads), naming the file and the key; a value that is legitimately undefined is written as ``null``
+    by its producer.
+
+    Raises:
+        DataError: ``obj`` holds a non-finite number.
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError:
+        raise DataError(f"{path}: refusing to write the non-finite number at {_non_finite_key(obj)} into a JSON "
+                        "file") from None
+    write_text(path, text + "\n")
+
+
+def _non_finite_key(obj: Any, path: str = "") -> str:
+    """The dotted key of the first NaN or infinity in ``obj`` (``"?"`` if none is found)."""
+    if isinstance(obj, Mapping):
+        items: Any = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        value = _json_default(obj) if isinstance(obj, (np.generic, np.ndarray)) else obj
+        if isinstance(value, list):
+            return _non_finite_key(value, path)
+        return path or "<top level>" if isinstance(value, float) and not np.isfinite(value) else ""
+    for key, value in items:
+        found = _non_finite_key(value, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return "" if path else "?"
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file: the same resolved path, or (existing) the same inode (a hard link,
+    a symbolic link, another spelling)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_paths(inputs: Sequence[Path], files: Sequence[tuple[str, Path]],
+                folders: Sequence[tuple[str, Path]] = ()) -> None:
+    """Refuse, before any work, a command whose outputs would destroy an input or cannot be written.
+
+    Args:
+        inputs: the paths the command reads.
+        files: ``(label, path)`` of each output file (the label names the option, e.g. ``--out``).
+        folders: ``(label, path)`` of each output folder.
+
+    Raises:
+        DataError: naming both paths where an output is an input (same path or inode), an output file would replace
+            a file inside an input folder, an input lies inside an output folder, or an output is a folder where a
+            file is due (or the reverse); naming the path where an input is a FIFO, device or socket (reading it
+            would block or never end), or where the output's folder cannot be written (a probe file is created and
+            deleted in the nearest existing folder).
+    """
+    for path in inputs:
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            raise DataError(f"{path}: not a regular file or folder (a FIFO, device or socket); give a file")
+    for label, out in files:
+        if out.is_dir():
+            raise DataError(f"{out} ({label}): is a folder; give the path of the file to write")
+        for path in inputs:
+            if same_file(out, path):
+                raise DataError(f"{out} ({label}) is also an input ({path}); refusing to write over an input")
+            if out.exists() and path.is_dir() and _is_within(out, path):
+                raise DataError(f"{out} ({label}) would replace a file of the input folder {path}")
+        _check_writable(out.parent, f"{out} ({label})")
+    for label, out in folders:
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out} ({label}): exists and is not a folder")
+        for path in inputs:
+            if same_file(out, path) or _is_within(path, out):
+                raise DataError(f"{out} ({label}) holds the input {path}; write the output elsewhere")
+        _check_writable(out, f"{out} ({label})")
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Create and delete a probe file in ``folder``, or in its nearest existing ancestor if it does not exist yet."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"{what}: {existing} is not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".depthxai-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise DataError(f"{what}: cannot write in {existing} ({exc.strerror})") from None
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
@@ -116,13 +224,18 @@ class NpzStreamWriter:
     def __enter__(self) -> NpzStreamWriter:
         tmp = self._stack.enter_context(atomic_path(self.path, suffix=".npz"))
         self._zip = zipfile.ZipFile(tmp, mode="w", compression=self.compression, allowZip64=True)
+        # Closed before the rename, inside the atomic write: closing writes the central directory, which can fail
+        # too (a full disk), and then the temporary file must go like after any other failure.
+        self._stack.callback(self._close)
         return self
+
+    def _close(self) -> None:
+        if self._zip is not None:
+            archive, self._zip = self._zip, None
+            archive.close()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool:
-        if self._zip is not None:
-            self._zip.close()  # the central directory; the rename below happens only without an exception
-            self._zip = None
         return bool(self._stack.__exit__(exc_type, exc, tb))
 
     def add(self, name: str, array: Any) -> None:

@@ -27,7 +27,9 @@ def concat_tidy(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read tidy CSVs (ids as strings), check they share columns, concatenate and sort.
 
     Raises:
-        DataError: naming a file that is missing or whose columns differ from the first file's.
+        DataError: naming a file that is missing or whose columns differ from the first file's, or the files that
+            hold the same row twice (the same identifying columns: e.g. a shard merged twice, or two shards with
+            the same image).
     """
     frames = []
     columns: list[str] | None = None
@@ -42,7 +44,18 @@ def concat_tidy(paths: Iterable[str | Path]) -> pd.DataFrame:
             columns = list(frame.columns)
         elif list(frame.columns) != columns:
             raise DataError(f"{path}: columns {list(frame.columns)} differ from {columns}")
-        frames.append(frame)
+        frames.append(frame.assign(_source=str(path)))
     if not frames:
         raise DataError("nothing to merge")
-    return sort_tidy(pd.concat(frames, ignore_index=True))
+    table = pd.concat(frames, ignore_index=True)
+    keys = [c for c in table.columns if c not in ("value", "_source")]  # every column that says what a value is
+    if keys:
+        repeated = table[table.duplicated(keys, keep=False)]
+        if not repeated.empty:
+            first = repeated.iloc[0]
+            same = (repeated[keys] == first[keys]) | (repeated[keys].isna() & first[keys].isna())
+            sources = sorted(set(repeated[same.all(axis=1)]["_source"]))
+            key = ", ".join(f"{k}={first[k]}" for k in keys if k in KEY_COLUMNS) or "all columns equal"
+            raise DataError(f"{' and '.join(sources)}: the row ({key}) occurs more than once; a file given twice, or "
+                            "two shards holding the same image?")
+    return sort_tidy(table.drop(columns="_source"))

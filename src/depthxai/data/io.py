@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from depthxai.errors import DataError
 from depthxai.fileio import atomic_path, write_json
@@ -129,6 +129,8 @@ def _open_image(path: Path, what: str) -> tuple[Image.Image, int]:
     guard (a header claiming far more pixels than any dataset frame) is an error here, not a warning, so a
     hostile header never makes a job allocate gigabytes.
     """
+    if path.exists() and not (path.is_file() or path.is_dir()):  # open() on a FIFO would block, on a device never end
+        raise DataError(f"{path}: the {what} is not a regular file (a FIFO, device or socket)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -154,9 +156,12 @@ def _open_image(path: Path, what: str) -> tuple[Image.Image, int]:
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an 8-bit colour (or grey, or palette) image as ``uint8`` array ``(H, W, 3)``.
 
+    The EXIF orientation of a photo (a phone's JPEG stores the sensor's pixels and a tag saying how to turn them)
+    is applied, so the array is the image a person sees, as every viewer shows it.
+
     Raises:
-        DataError: naming the file, if it is missing, truncated, not an image, or not 8 bits per channel
-            (16-bit images are refused rather than silently cut to their high byte: they often hold linear,
+        DataError: naming the file, if it is missing, truncated, not an image, not a regular file, or not 8 bits per
+            channel (16-bit images are refused rather than silently cut to their high byte: they often hold linear,
             not display, values, which the models never saw).
     """
     path = Path(path)
@@ -166,7 +171,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
             depth = f"{bits}-bit " if bits != 8 else ""
             raise DataError(f"{path}: expected an 8-bit RGB image, got a {depth}{img.format or ''} image of PIL mode "
                             f"{img.mode!r}; convert it to 8-bit RGB (e.g. PNG or JPEG)")
-        return np.asarray(img.convert("RGB"))
+        try:
+            upright = ImageOps.exif_transpose(img)
+        except (OSError, ValueError, SyntaxError) as exc:  # a broken EXIF block
+            raise DataError(f"{path}: unreadable EXIF orientation ({exc}); save the image without EXIF") from exc
+        return np.asarray(upright.convert("RGB"))
 
 
 def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ def write_model_card(out: str | Path, model: str, weights: str | Path, weights_s
         "weights_file": Path(weights).name,
         "weights_sha256": sha256_file(weights),
         "weights_source": weights_source,
-        "accuracy": {name: float(value) for name, value in means.items()},
+        # null where no image had valid ground truth (strict JSON: never a bare NaN)
+        "accuracy": {name: float(value) if math.isfinite(value) else None for name, value in means.items()},
         "accuracy_n_images": int(accuracy["image_id"].nunique()) if not accuracy.empty else 0,
     }
     write_json(out, card)

@@ -43,6 +43,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state dict of tensors")
+    for key, tensor in obj.items():  # a diverged training or a corrupt copy: refuse, never predict garbage from it
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path}: tensor {key!r} holds {bad} NaN/inf value(s) of {tensor.numel()}; the "
+                                  "checkpoint is broken (a diverged training?): train or download it again")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 

@@ -42,10 +42,15 @@ def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str
     """
     info = read_dataset_info(data_root)
     device = next(model.parameters()).device
+    medians: list[float] = []
     for image_id in tqdm(list(ids), desc=f"predict {model.card.name}", disable=not progress, mininterval=5):
         rgb_path, depth_path = sample_paths(data_root, image_id)
         rgb = read_rgb(rgb_path)
         native = model.native(prepare_input(rgb, model.card)[None].to(device))
+        if not bool(torch.isfinite(native).all()):
+            raise DataError(f"{rgb_path}: the model {model.card.name} predicts non-finite depth (NaN/inf) for image "
+                            f"{image_id}; check its weights ({model.weights_path or 'not from a file'})")
+        medians.append(float(native.median()))
         rows: list[dict[str, Any]] = []
         if depth_path is not None:
             gt = read_depth(depth_path, info.depth_scale)
@@ -62,6 +67,34 @@ def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str
                     log.warning("%s: no valid ground truth for image %s (%s); skipped in the accuracy table", depth_path,
                                 image_id, exc)
         yield image_id, native[0].cpu().numpy().astype(np.float32), rows
+    warning = implausible_depth_warning(model, medians, info.max_depth)
+    if warning and log:
+        log.warning("%s", warning)
+
+
+def implausible_depth_warning(model: DepthModel, medians: Sequence[float], depth_cap: float | None = None) -> str:
+    """A warning where the median of the images' median predicted depths is implausible, else ``""``: outside the
+    range the model card expects (:attr:`~depthxai.models.registry.ModelCard.expected_median_m`), or beyond the
+    depth cap of the frames' dataset (``depth_cap``, e.g. 10 m for NYU).
+
+    Weights run under the wrong model card (another dataset's preprocessing or output unit) still give plausible
+    looking numbers per pixel; their scale gives them away: NYU weights run as the KITTI model predict 17-34 m for an
+    indoor frame (within a road model's range, beyond the 10 m of an indoor dataset).
+    """
+    if not medians:
+        return ""
+    median = float(np.median(medians))
+    source = model.weights_path or "these weights"
+    where = f"{source}: the median predicted depth over {len(medians)} image(s) is {median:.2f} m"
+    question = "do the weights belong to this model (its preprocessing and output unit)?"
+    if model.card.expected_median_m is not None:
+        low, high = model.card.expected_median_m
+        if not low <= median <= high:
+            return (f"{where}, outside the {low:g}-{high:g} m expected of {model.card.name} ({model.card.dataset}): "
+                    f"{question}")
+    if depth_cap is not None and median > depth_cap:
+        return f"{where}, beyond the {depth_cap:g} m depth cap of the images' dataset: {question}"
+    return ""
 
 
 def predict_split(model: DepthModel, data_root: str | Path, ids: Sequence[str], *, progress: bool = True,

@@ -36,6 +36,8 @@ class ModelCard:
         min_depth, max_depth: the model's depth range in metres (predictions are clipped to it for metrics).
         input_crop: ``kb`` for the KITTI benchmark crop (bottom 352 rows, centred 1216 columns) taken from the
             full frame before resizing, else ``none``.
+        expected_median_m: the range of the median predicted depth of a test split that the model's dataset makes
+            plausible (indoor 0.5-8 m, road 3-60 m); a prediction stage outside it warns (wrong weights or card).
         builder: ``module:function`` that builds the bare network; ``builder_kwargs`` are passed to it.
     """
 
@@ -51,6 +53,12 @@ class ModelCard:
     builder: str
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     input_crop: str = "none"
+    expected_median_m: tuple[float, float] | None = None
+
+
+#: Plausible median predicted depth of a test split, by the kind of scene of a dataset (metres).
+INDOOR_MEDIAN_M = (0.5, 8.0)
+ROAD_MEDIAN_M = (3.0, 60.0)
 
 
 _CARDS: dict[str, ModelCard] = {}
@@ -70,28 +78,35 @@ def _register_defaults() -> None:
         common = dict(arch="meter", variant=variant, builder="depthxai.models.meter:build_meter",
                       builder_kwargs={"variant": variant})
         register(ModelCard(name=f"meter_{variant}_nyu", dataset="nyu", input_size=(192, 256), imagenet_norm=True,
-                           output_unit_m=0.01, min_depth=1e-3, max_depth=10.0, **common))
+                           output_unit_m=0.01, min_depth=1e-3, max_depth=10.0, expected_median_m=INDOOR_MEDIAN_M,
+                           **common))
         register(ModelCard(name=f"meter_{variant}_kitti", dataset="kitti", input_size=(192, 636),
-                           imagenet_norm=False, output_unit_m=0.1, min_depth=1e-3, max_depth=80.0, **common))
+                           imagenet_norm=False, output_unit_m=0.1, min_depth=1e-3, max_depth=80.0,
+                           expected_median_m=ROAD_MEDIAN_M, **common))
         # Embedded default: same preprocessing and units as the real counterpart, trained on synthetic scenes.
         register(ModelCard(name=f"meter_{variant}_synthindoor", dataset="synthindoor", input_size=(192, 256),
-                           imagenet_norm=True, output_unit_m=0.01, min_depth=1e-3, max_depth=10.0, **common))
+                           imagenet_norm=True, output_unit_m=0.01, min_depth=1e-3, max_depth=10.0,
+                           expected_median_m=INDOOR_MEDIAN_M, **common))
         register(ModelCard(name=f"meter_{variant}_synthroad", dataset="synthroad", input_size=(128, 448),
-                           imagenet_norm=False, output_unit_m=0.1, min_depth=1e-3, max_depth=80.0, **common))
+                           imagenet_norm=False, output_unit_m=0.1, min_depth=1e-3, max_depth=80.0,
+                           expected_median_m=ROAD_MEDIAN_M, **common))
     # PixelFormer (Agarwal & Arora, WACV 2023): ImageNet-normalised input, metres out, NYU at full 480x640,
     # KITTI on the KB crop 352x1216. The nano07 encoder is our small configuration for the embedded default.
     for variant in ("large07", "base07", "tiny07", "nano07"):
         common = dict(arch="pixelformer", variant=variant, imagenet_norm=True, output_unit_m=1.0, min_depth=1e-3,
                       builder="depthxai.models.pixelformer:build_pixelformer")
         register(ModelCard(name=f"pixelformer_{variant}_nyu", dataset="nyu", input_size=(480, 640), max_depth=10.0,
-                           builder_kwargs={"version": variant, "max_depth": 10.0}, **common))
+                           builder_kwargs={"version": variant, "max_depth": 10.0}, expected_median_m=INDOOR_MEDIAN_M,
+                           **common))
         register(ModelCard(name=f"pixelformer_{variant}_kitti", dataset="kitti", input_size=(352, 1216),
                            max_depth=80.0, input_crop="kb", builder_kwargs={"version": variant, "max_depth": 80.0},
-                           **common))
+                           expected_median_m=ROAD_MEDIAN_M, **common))
         register(ModelCard(name=f"pixelformer_{variant}_synthindoor", dataset="synthindoor", input_size=(192, 256),
-                           max_depth=10.0, builder_kwargs={"version": variant, "max_depth": 10.0}, **common))
+                           max_depth=10.0, builder_kwargs={"version": variant, "max_depth": 10.0},
+                           expected_median_m=INDOOR_MEDIAN_M, **common))
         register(ModelCard(name=f"pixelformer_{variant}_synthroad", dataset="synthroad", input_size=(128, 448),
-                           max_depth=80.0, builder_kwargs={"version": variant, "max_depth": 80.0}, **common))
+                           max_depth=80.0, builder_kwargs={"version": variant, "max_depth": 80.0},
+                           expected_median_m=ROAD_MEDIAN_M, **common))
 
 
 _register_defaults()

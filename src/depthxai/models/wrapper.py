@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depthxai.errors import DataError
 from depthxai.models.checkpoint import load_weights
 from depthxai.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, get_card
 
@@ -33,6 +34,8 @@ class DepthModel(nn.Module):
         super().__init__()
         self.net = net
         self.card = card
+        #: the checkpoint the weights came from (named in errors and warnings), None for weights not from a file
+        self.weights_path: str | None = None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -74,7 +77,9 @@ def load_depth_model(name: str, weights: str | Path | None = None, device: str |
     net = build_model(name)
     if weights is not None:
         load_weights(net, weights)
-    return DepthModel(net, card).to(device).eval()
+    model = DepthModel(net, card).to(device).eval()
+    model.weights_path = str(weights) if weights is not None else None
+    return model
 
 
 def crop_box(card: ModelCard, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -103,15 +108,21 @@ def prepare_input(rgb: np.ndarray, card: ModelCard) -> Tensor:
 
 
 @torch.no_grad()
-def predict_image(model: DepthModel, rgb: np.ndarray) -> np.ndarray:
+def predict_image(model: DepthModel, rgb: np.ndarray, name: str = "the image") -> np.ndarray:
     """Depth in metres at the image's own resolution, ``float32 (H, W)``.
 
     With a KB crop, the region outside the crop is 0 (no prediction), as in the official KITTI evaluation.
+
+    Raises:
+        DataError: naming ``name``, where the model predicts NaN or inf (never clipped into a plausible depth).
     """
     device = next(model.parameters()).device
     top, left, ch, cw = crop_box(model.card, rgb.shape[:2])
     x = prepare_input(rgb, model.card)[None].to(device)
     depth = model(x, out_size=(ch, cw))[0, 0].cpu().numpy()
+    if not np.isfinite(depth).all():
+        raise DataError(f"{name}: the model {model.card.name} predicts non-finite depth (NaN/inf); check its weights "
+                        f"({model.weights_path or 'not from a file'})")
     if (ch, cw) == rgb.shape[:2]:
         return depth.astype(np.float32)
     full = np.zeros(rgb.shape[:2], dtype=np.float32)

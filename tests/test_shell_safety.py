@@ -111,7 +111,7 @@ def test_download_rules_run_with_hostile_names(tmp_path: Path) -> None:
                                    "note": f"it's `touch {canary}` and $(touch {canary})"}}
     (workdir / "hostile.yaml").write_text(yaml.safe_dump(config))
     target = f"{config['resources_dir']}/downloads/{filename}"
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "hostile.yaml", target],
+    result = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", "hostile.yaml"],
                             cwd=workdir, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (workdir / target).read_bytes() == payload

@@ -1,7 +1,8 @@
 """Attribution methods behind one interface (see :mod:`depthxai.attribution.base`).
 
 ``build_method(name, params)`` returns a method by its config name: ``saliency``, ``ig``, ``rollout``,
-``random``, ``explainer``.
+``random``, ``explainer``, and any Captum primary method as ``captum:<Method>`` or ``captum:NoiseTunnel(<Method>)``
+(:mod:`depthxai.attribution.captum_methods`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthxai.attribution.base import AttributionMethod, AttributionResult, image_seed, reduce_channels
+from depthxai.attribution.captum_methods import CaptumMethod
 from depthxai.attribution.explainer import Explainer
 from depthxai.attribution.gradient import IntegratedGradients, RandomRanking, Saliency
 from depthxai.attribution.rollout import AttentionRollout
@@ -29,6 +31,8 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
         mean_rgb: the dataset's mean colour, for IG's ``mean`` baseline.
     """
     params = dict(params or {})
+    if name.startswith("captum:"):
+        return CaptumMethod(name, params)
     if name == "saliency":
         return Saliency(**params)
     if name == "ig":
@@ -41,7 +45,8 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
         if "weights" not in params:
             raise ConfigError("config key methods.explainer.weights: required (the trained explainer's state dict)")
         return Explainer(**params)
-    raise ConfigError(f"config key methods.{name}: unknown attribution method; known: {', '.join(METHOD_NAMES)}")
+    raise ConfigError(f"config key methods.{name}: unknown attribution method; known: {', '.join(METHOD_NAMES)}, "
+                      "captum:<Method>, captum:NoiseTunnel(<Method>)")
 
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "AttentionRollout",
     "AttributionMethod",
     "AttributionResult",
+    "CaptumMethod",
     "Explainer",
     "IntegratedGradients",
     "RandomRanking",

@@ -281,3 +281,12 @@ def test_make_card_checks_fields() -> None:
                             ({"output_unit_m": -1}, "output_unit_m must be positive")]:
         with pytest.raises(ConfigError, match=message):
             card(**fields)
+
+
+def test_hf_without_transformers_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r'pip install "depthxai\[hf\]"') as exc:
+        load_any_depth_model("hf:depth-anything/Depth-Anything-V2-Small-hf")
+    one_line(exc)

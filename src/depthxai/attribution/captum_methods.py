@@ -27,7 +27,8 @@ key                 methods                                       default
 ``window_fraction`` Occlusion                                     1/8 of each side (``sliding_window_shapes``, all
                                                                   three channels together); explicit
                                                                   ``sliding_window_shapes``/``strides`` win
-``stride_fraction`` Occlusion                                     1/16 (half a window); uncovered edge pixels get 0
+``stride_fraction`` Occlusion                                     1/16 (half a window); the last window is cut at
+                                                                  the border, so every pixel is covered
 ``grid``            FeatureAblation, ShapleyValue*, Lime,          ``[rows, cols]`` cells of a regular grid as the
                     KernelShap (``feature_mask``)                 features (all channels of a cell together): 8x8
                                                                   (FeatureAblation), 4x4 (Shapley sampling, Lime,

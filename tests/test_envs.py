@@ -38,7 +38,9 @@ CONDA_TO_PYPI = {
 # top-level import name -> PyPI distribution (names equal unless listed).
 IMPORT_TO_PYPI = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn"}
 # Imported only inside a function for an optional feature, with its own "install X" error: not required.
-OPTIONAL_IMPORTS = {"gdown"}
+OPTIONAL_IMPORTS = {"gdown", "transformers"}
+# Extras that no workflow env needs: the test tools, and hf (transformers models, hf:<id>; library use for now).
+NO_ENV_EXTRAS = ("test", "hf")
 # Packages of the envs that are tools, not imports of the package.
 ENV_TOOLS = {"python", "pip"}
 
@@ -120,7 +122,7 @@ def pyproject_requirements() -> dict[str, SpecifierSet]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     lines = list(project["dependencies"])
     for extra, extra_lines in project.get("optional-dependencies", {}).items():
-        if extra != "test":
+        if extra not in NO_ENV_EXTRAS:
             lines += extra_lines
     return {Requirement(line).name.lower(): Requirement(line).specifier for line in lines}
 

@@ -1,7 +1,8 @@
 """Attribution methods behind one interface (see :mod:`depthxai.attribution.base`).
 
 ``build_method(name, params)`` returns a method by its config name: ``saliency``, ``ig``, ``rollout``,
-``random``, ``random_smooth``, ``explainer``.
+``random``, ``random_smooth``, ``explainer``, and any Captum primary method as ``captum:<Method>`` or
+``captum:NoiseTunnel(<Method>)`` (:mod:`depthxai.attribution.captum_methods`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthxai.attribution.base import AttributionMethod, AttributionResult, image_seed, reduce_channels
-from depthxai.attribution.explainer import Explainer
 from depthxai.attribution.baselines import RandomRanking, RandomSmooth
+from depthxai.attribution.captum_methods import CaptumMethod
+from depthxai.attribution.explainer import Explainer
 from depthxai.attribution.gradient import IntegratedGradients, Saliency
 from depthxai.attribution.rollout import AttentionRollout
 from depthxai.attribution.targets import TargetModel, TargetSpec, target_weights
@@ -32,6 +34,8 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
         mean_rgb: the dataset's mean colour, for IG's ``mean`` baseline.
     """
     params = dict(params or {})
+    if name.startswith("captum:"):
+        return CaptumMethod(name, params)
     if name == "saliency":
         return Saliency(**params)
     if name == "ig":
@@ -50,7 +54,8 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
         if "weights" not in params:
             raise ConfigError("config key methods.explainer.weights: required (the trained explainer's state dict)")
         return Explainer(**params)
-    raise ConfigError(f"config key methods.{name}: unknown attribution method; known: {', '.join(METHOD_NAMES)}")
+    raise ConfigError(f"config key methods.{name}: unknown attribution method; known: {', '.join(METHOD_NAMES)}, "
+                      "captum:<Method>, captum:NoiseTunnel(<Method>)")
 
 
 __all__ = [
@@ -59,6 +64,7 @@ __all__ = [
     "AttentionRollout",
     "AttributionMethod",
     "AttributionResult",
+    "CaptumMethod",
     "Explainer",
     "IntegratedGradients",
     "RandomRanking",

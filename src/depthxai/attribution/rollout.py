@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from depthxai.attribution.base import AttributionMethod, AttributionResult
+from depthxai.errors import ConfigError
 from depthxai.models.wrapper import DepthModel
 
 HEAD_FUSIONS = ("mean", "max", "min")
@@ -142,7 +143,8 @@ def pool_relevance(weights: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class AttentionRollout(AttributionMethod):
-    """Attention Rollout for METER (and PixelFormer, through :mod:`depthxai.attribution.rollout_swin`).
+    """Attention Rollout for METER, PixelFormer (:mod:`depthxai.attribution.rollout_swin`) and ViT encoders of adapted
+    models (:mod:`depthxai.attribution.rollout_vit`).
 
     Args:
         head_fusion: ``mean``, ``max`` or ``min`` over heads.
@@ -176,8 +178,12 @@ class AttentionRollout(AttributionMethod):
             from depthxai.attribution.rollout_swin import pixelformer_rollout
 
             maps = pixelformer_rollout(model, images, weights, self)
-        else:  # pragma: no cover - the registry has only these two
-            raise ValueError(f"no attention rollout for architecture {arch!r}")
+        elif arch in ("hf", "module"):  # ViT encoders of adapted models (depthxai.models.adapters)
+            from depthxai.attribution.rollout_vit import vit_rollout
+
+            maps = vit_rollout(model, images, weights, self)
+        else:
+            raise ConfigError(f"model {model.card.name!r}: no attention rollout for architecture {arch!r}")
         return AttributionResult(maps=maps)
 
 

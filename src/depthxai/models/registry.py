@@ -19,6 +19,11 @@ from depthxai.errors import ConfigError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: ``metric``: depth in metres after ``output_unit_m``; ``relative``: affine-invariant inverse depth (disparity-like,
+#: larger = nearer, unknown scale and shift), as Depth Anything (relative) and MiDaS-style DPT return; align it to
+#: ground truth with :mod:`depthxai.evaluation.align` before any metric.
+OUTPUT_KINDS = ("metric", "relative")
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -31,7 +36,7 @@ class ModelCard:
             ``nano07`` for PixelFormer).
         dataset: the dataset the weights belong to (``nyu``, ``kitti``, ``synthindoor``, ``synthroad``).
         input_size: (H, W) of the tensor fed to the network.
-        imagenet_norm: whether RGB/255 is normalised with ImageNet mean/std before the network.
+        imagenet_norm: whether RGB/255 is normalised with ``mean``/``std`` before the network.
         output_unit_m: metres per unit of the raw output (0.01: centimetres, 0.1: decimetres, 1: metres).
         min_depth, max_depth: the model's depth range in metres (predictions are clipped to it for metrics).
         input_crop: ``kb`` for the KITTI benchmark crop (bottom 352 rows, centred 1216 columns) taken from the
@@ -39,6 +44,9 @@ class ModelCard:
         expected_median_m: the range of the median predicted depth of a test split that the model's dataset makes
             plausible (indoor 0.5-8 m, road 3-60 m); a prediction stage outside it warns (wrong weights or card).
         builder: ``module:function`` that builds the bare network; ``builder_kwargs`` are passed to it.
+        mean, std: per-channel statistics of the normalisation (RGB in [0, 1]); ImageNet's unless an adapter
+            (:mod:`depthxai.models.adapters`) reads others from the model's image processor or card.
+        output_kind: one of :data:`OUTPUT_KINDS`; ``metric`` for every registry model.
     """
 
     name: str
@@ -54,6 +62,13 @@ class ModelCard:
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     input_crop: str = "none"
     expected_median_m: tuple[float, float] | None = None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    output_kind: str = "metric"
+
+    def __post_init__(self) -> None:
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ConfigError(f"model {self.name!r}: output_kind must be one of {OUTPUT_KINDS}, got {self.output_kind!r}")
 
 
 #: Plausible median predicted depth of a test split, by the kind of scene of a dataset (metres).

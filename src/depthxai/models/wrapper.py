@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from depthxai.errors import DataError
 from depthxai.models.checkpoint import load_weights
-from depthxai.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, get_card
+from depthxai.models.registry import ModelCard, build_model, get_card
 
 #: KITTI benchmark ("KB") crop size used by PixelFormer on KITTI.
 KB_CROP = (352, 1216)
@@ -36,8 +36,8 @@ class DepthModel(nn.Module):
         self.card = card
         #: the checkpoint the weights came from (named in errors and warnings), None for weights not from a file
         self.weights_path: str | None = None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(card.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(card.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def raw(self, rgb01: Tensor) -> Tensor:
         """The network's raw output (native units, native resolution) for RGB in [0, 1], shape ``(B, 3, H, W)``."""

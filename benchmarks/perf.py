@@ -54,7 +54,7 @@ from torch import Tensor, nn
 
 from depthxai.attribution import AttentionRollout, IntegratedGradients, Saliency, TargetModel, TargetSpec, target_weights
 from depthxai.attribution.base import reduce_channels, seeded_generator
-from depthxai.evaluation.depth_metrics import eval_mask
+from depthxai.metrics.depth import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.infidelity import infidelity
 from depthxai.evaluation.perturbation import (

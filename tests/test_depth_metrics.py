@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from depthxai.data.io import DatasetInfo, read_depth
-from depthxai.evaluation.depth_metrics import (
+from depthxai.metrics.depth import (
     METRIC_NAMES,
     EvalProtocol,
     batched_errors,
@@ -153,13 +153,22 @@ def test_eval_mask_range_is_exclusive() -> None:
 
 
 def test_clip_prediction_like_official() -> None:
-    pred = np.array([-1.0, 0.0, 5.0, 20.0, np.inf, -np.inf, np.nan], dtype=np.float32)
-    expected = np.array([1e-3, 1e-3, 5.0, 10.0, 10.0, 1e-3, 1e-3], dtype=np.float32)
+    pred = np.array([-1.0, 0.0, 5.0, 20.0], dtype=np.float32)
+    expected = np.array([1e-3, 1e-3, 5.0, 10.0], dtype=np.float32)
     out = clip_prediction(pred, 1e-3, 10.0)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, expected)
-    assert np.isnan(pred[-1])  # input untouched
+    assert pred[0] == -1.0  # input untouched
     np.testing.assert_array_equal(clip_prediction(torch.from_numpy(pred), 1e-3, 10.0).numpy(), expected)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_prediction_is_never_clipped_into_a_plausible_depth(bad: float) -> None:
+    """The official code clips NaN to the minimum depth (believable AbsRel and RMSE from a broken model): refused."""
+    pred = np.array([1.0, bad, 3.0], dtype=np.float32)
+    for value in (pred, torch.from_numpy(pred)):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            clip_prediction(value, 1e-3, 10.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

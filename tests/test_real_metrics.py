@@ -6,7 +6,7 @@ test frames and the 2 KITTI frames of ../shared/data. The metrics are recomputed
 (tests/real_fixtures.py: Eigen crop rows 45:471, cols 41:601 and 1e-3 < gt < 10 m for NYU; Garg crop and
 1e-3 < gt < 80 m for KITTI; prediction clipped to the same range) and compared with
 
-(a) what the project reports (``depthxai.evaluation.depth_metrics`` and the per-image accuracy CSV of
+(a) what the project reports (``depthxai.metrics.depth`` and the per-image accuracy CSV of
     ``predict-split``), to 1e-6;
 (b) the accuracy documented for these checkpoints in ../shared/data/README.md (NYU, 16 test frames: AbsRel
     0.183, RMSE 0.600 m, delta1 0.759; KITTI, 3 frames: AbsRel 0.068, delta1 0.977), within tolerances
@@ -38,7 +38,7 @@ from real_fixtures import (CHECKPOINTS, DEPTH_SCALE, RealSample, predict_with_cl
 
 from depthxai.cli import main
 from depthxai.data.io import DatasetInfo, write_dataset_info, write_index
-from depthxai.evaluation.depth_metrics import METRIC_NAMES, EvalProtocol, evaluate_depth
+from depthxai.metrics.depth import METRIC_NAMES, EvalProtocol, evaluate_depth
 
 PROTOCOLS = {"nyu": EvalProtocol(1e-3, 10.0, "eigen"), "kitti": EvalProtocol(1e-3, 80.0, "garg")}
 

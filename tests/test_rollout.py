@@ -12,12 +12,12 @@ from depthxai.attribution.rollout import (
     AttentionRollout,
     discard_lowest,
     fuse_heads,
-    meter_rollout,
     pool_relevance,
     rollout_matrix,
     upsample_relevance,
     with_residual,
 )
+from depthxai.attribution.rollout.meter import meter_rollout
 from depthxai.attribution.targets import TargetSpec, target_weights
 from depthxai.models import build_model, get_card
 from depthxai.models.wrapper import DepthModel

@@ -1,4 +1,4 @@
-"""Attention Rollout for PixelFormer (depthxai.attribution.rollout_swin) against independent dense constructions,
+"""Attention Rollout for PixelFormer (depthxai.attribution.rollout.swin) against independent dense constructions,
 the real Swin / SAM modules, hand-computed cases; and Saliency / IG on a PixelFormer DepthModel."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from depthxai.attribution import AttentionRollout, TargetModel, TargetSpec, build_method, target_weights
 from depthxai.attribution.rollout import discard_lowest, pool_relevance, upsample_relevance
-from depthxai.attribution.rollout_swin import (
+from depthxai.attribution.rollout.swin import (
     pixelformer_rollout,
     propagate_window_attention,
     skip_attention_step,

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from depthxai.attribution import AttentionRollout, TargetSpec, target_weights
-from depthxai.attribution.rollout_vit import readout_vector, spread_to_pixels, vit_rollout_relevance
+from depthxai.attribution.rollout.vit import readout_vector, spread_to_pixels, vit_rollout_relevance
 from depthxai.models.adapters import TokenLayout, make_card
 from depthxai.models.adapters.module import ModuleDepthNet
 from depthxai.models.wrapper import DepthModel

@@ -34,7 +34,7 @@ from depthxai.attribution.base import image_seed
 from depthxai.attribution.targets import TargetSpec, target_weights
 from depthxai.data.io import DatasetInfo, read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
-from depthxai.evaluation.depth_metrics import eval_mask
+from depthxai.metrics.depth import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.infidelity import infidelity
 from depthxai.evaluation.perturbation import (

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from depthxai.data.io import read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
-from depthxai.evaluation.depth_metrics import METRIC_NAMES, evaluate_depth
+from depthxai.metrics.depth import METRIC_NAMES, evaluate_depth
 from depthxai.fileio import NpzRows, NpzStreamWriter
 from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth
 

@@ -23,7 +23,7 @@ What makes a few minutes of single-thread CPU enough (each measured on the synth
 * The saved weights are an exponential moving average of the last ``ema`` share of the steps, with BatchNorm
   statistics recomputed for them (:func:`recalibrate_batchnorm`).
 
-Test metrics follow :mod:`depthxai.evaluation.depth_metrics` at the ground truth's resolution: predictions
+Test metrics follow :mod:`depthxai.metrics.depth` at the ground truth's resolution: predictions
 are upsampled bilinearly, clipped to the dataset's depth range and averaged per image.
 """
 
@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from depthxai.data.io import DatasetInfo, read_dataset_info, read_depth, read_index, read_rgb
 from depthxai.errors import DataError
-from depthxai.evaluation.depth_metrics import evaluate_depth
+from depthxai.metrics.depth import evaluate_depth
 from depthxai.fileio import write_json
 from depthxai.models.checkpoint import save_state_dict
 from depthxai.models.registry import ModelCard, build_model, get_card
@@ -304,11 +304,11 @@ def evaluate_on_split(model: DepthModel, data_root: str | Path, split: str = "te
     """Mean per-image depth metrics of ``model`` on ``split`` of a prepared dataset.
 
     Each image goes through :func:`~depthxai.models.prepare_input`, the model, bilinear upsampling to the
-    ground truth's size, and :func:`depthxai.evaluation.depth_metrics.evaluate_depth` (clip to the dataset's
+    ground truth's size, and :func:`depthxai.metrics.depth.evaluate_depth` (clip to the dataset's
     range, valid pixels only).
 
     Returns:
-        the mean of every metric of :data:`~depthxai.evaluation.depth_metrics.METRIC_NAMES` plus ``n_images``.
+        the mean of every metric of :data:`~depthxai.metrics.depth.METRIC_NAMES` plus ``n_images``.
     """
     data_root = Path(data_root)
     info = read_dataset_info(data_root)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from depthxai.errors import DataError
-from depthxai.evaluation.depth_metrics import HIGHER_IS_BETTER
+from depthxai.metrics.depth import HIGHER_IS_BETTER
 from depthxai.stats.tests import bootstrap_ci, complete_blocks, friedman, pairwise_wilcoxon, summarise, two_level_bootstrap_ci
 
 SCORE_COLUMNS = ("dataset", "model", "method", "image_id", "metric", "value")
@@ -55,7 +55,7 @@ def metric_direction(metric: str) -> str | None:
 
     MoRF AUCs and MoRF-LeRF gaps: higher (removing the most relevant pixels first should change the depth
     most); LeRF AUCs: lower; Attribution Fidelity: higher; Infidelity: lower (Yeh et al., NeurIPS 2019); the
-    depth-accuracy metrics as :data:`depthxai.evaluation.depth_metrics.HIGHER_IS_BETTER`. IG's
+    depth-accuracy metrics as :data:`depthxai.metrics.depth.HIGHER_IS_BETTER`. IG's
     ``convergence_delta`` is a diagnostic with a sign, not a quality score: ``None``.
     """
     if metric.startswith(("morf_auc_", "gap_auc_")) or metric == "attribution_fidelity":

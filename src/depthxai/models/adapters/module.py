@@ -17,7 +17,7 @@ same folder), then from keyword arguments, which win::
 The output shape is checked on a probe forward (a grey image at ``input_size``) when the model is loaded, and on
 every forward: anything but ``(B, 1, h, w)`` or ``(B, h, w)`` is a :class:`~depthxai.errors.ConfigError` naming
 the model. A network that has an ``attentions(pixel_values)`` method returning ``(list of (B, heads, N, N),
-TokenLayout)`` can be explained with ViT attention rollout (:mod:`depthxai.attribution.rollout_vit`).
+TokenLayout)`` can be explained with ViT attention rollout (:mod:`depthxai.attribution.rollout.vit`).
 """
 
 from __future__ import annotations

@@ -1,33 +1,19 @@
-"""Attention Rollout (Abnar & Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020) for depth models.
+"""Attention Rollout (Abnar & Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020): the steps every
+architecture shares, and the method that picks the architecture's rollout from the model card.
 
 Rollout follows relevance from the output tokens back through every attention layer: with the head-fused
 attention ``A`` of a layer (rows = queries, columns = keys, rows sum to 1) and the residual connection
 modelled as ``Â = w I + (1 - w) A`` (rows renormalised; ``w = 0.5`` in the paper), relevance on the layer's
-output tokens ``r_out`` becomes ``r_in = r_out @ Â`` on its input tokens. The building blocks here
-(:func:`fuse_heads`, :func:`discard_lowest`, :func:`with_residual`, :func:`upsample_relevance`,
-:func:`pool_relevance`) are shared by every model; :func:`meter_rollout` applies them to METER.
-
-METER (our definition; its paper and code define no rollout):
-
-* **Readout.** METER has no CLS token. The explained scalar is ``sum_p w_p depth_p`` (see
-  :mod:`depthxai.attribution.targets`); the depth pixel ``p`` lies over one token of the last MobileViT block
-  (1/32 resolution), so the readout relevance of a token is the target weight mass above it (sum pooling). For
-  the default target (mean depth) this is the average over all output tokens.
-* **Token sets.** Each MobileViT block unfolds its ``h x w`` feature map into ``P = 4`` groups of tokens (one per
-  pixel offset in a 2x2 patch, :func:`depthxai.models.meter.to_tokens`); tokens attend only within their group,
-  so a block's attention is a block-diagonal ``(h w) x (h w)`` matrix over its feature pixels, applied here group by
-  group (never materialised densely).
-* **Between blocks.** The strided convolutions between blocks halve the resolution: the relevance of a coarse
-  pixel is shared equally by its 2x2 children (:func:`upsample_relevance`, mass preserving); from the first
-  block (1/8) to the input, each token pixel spreads over its 8x8 input pixels the same way.
-* The convolutional paths around the attention (MobileViT's local branch and fusion conv, the decoder's skip
-  connections) are treated as part of the identity, as rollout does for residual connections.
-
-The result is one non-negative relevance per input pixel, ``(B, 1, H, W)``, normalised to sum to 1.
+output tokens ``r_out`` becomes ``r_in = r_out @ Â`` on its input tokens. The shared steps are head fusion
+(:func:`fuse_heads`), discarding the weakest links (:func:`discard_lowest`), the residual (:func:`with_residual`),
+and moving relevance between grids (:func:`upsample_relevance`, :func:`pool_relevance`). Each architecture has a
+module of its own (:mod:`.meter`, :mod:`.swin` for PixelFormer, :mod:`.vit` for ViT encoders of adapted models),
+found through :data:`ROLLOUT_BY_ARCH` from ``model.card.arch``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import torch
@@ -142,9 +128,18 @@ def pool_relevance(weights: Tensor, size: tuple[int, int]) -> Tensor:
     return padded.reshape(*weights.shape[:-2], size[0], fh, size[1], fw).sum(dim=(-3, -1))
 
 
+#: ``model.card.arch`` -> ``(module, function)`` of its rollout; a function takes ``(model, images, weights, method)``
+#: and returns ``(B, 1, H, W)`` relevance. Imported when used: each module imports what its architecture needs.
+ROLLOUT_BY_ARCH: dict[str, tuple[str, str]] = {
+    "meter": ("depthxai.attribution.rollout.meter", "meter_rollout"),
+    "pixelformer": ("depthxai.attribution.rollout.swin", "pixelformer_rollout"),
+    "hf": ("depthxai.attribution.rollout.vit", "vit_rollout"),  # ViT encoders of adapted models
+    "module": ("depthxai.attribution.rollout.vit", "vit_rollout"),
+}
+
+
 class AttentionRollout(AttributionMethod):
-    """Attention Rollout for METER, PixelFormer (:mod:`depthxai.attribution.rollout_swin`) and ViT encoders of adapted
-    models (:mod:`depthxai.attribution.rollout_vit`).
+    """Attention Rollout of any architecture in :data:`ROLLOUT_BY_ARCH` (METER, PixelFormer, ViT encoders).
 
     Args:
         head_fusion: ``mean``, ``max`` or ``min`` over heads.
@@ -172,68 +167,9 @@ class AttentionRollout(AttributionMethod):
     def attribute(self, model: DepthModel, images: Tensor, weights: Tensor,
                   seeds: Sequence[int] | None = None) -> AttributionResult:
         arch = model.card.arch
-        if arch == "meter":
-            maps = meter_rollout(model, images, weights, self)
-        elif arch == "pixelformer":
-            from depthxai.attribution.rollout_swin import pixelformer_rollout
-
-            maps = pixelformer_rollout(model, images, weights, self)
-        elif arch in ("hf", "module"):  # ViT encoders of adapted models (depthxai.models.adapters)
-            from depthxai.attribution.rollout_vit import vit_rollout
-
-            maps = vit_rollout(model, images, weights, self)
-        else:
-            raise ConfigError(f"model {model.card.name!r}: no attention rollout for architecture {arch!r}")
-        return AttributionResult(maps=maps)
-
-
-@torch.no_grad()
-def meter_rollout(model: DepthModel, images: Tensor, weights: Tensor, method: AttentionRollout) -> Tensor:
-    """Rollout relevance of METER's input pixels for the target ``weights``.
-
-    Args:
-        model: a METER :class:`DepthModel`.
-        images: ``(B, 3, H, W)`` RGB in [0, 1].
-        weights: ``(B, 1, H, W)`` target weights.
-        method: the rollout settings.
-
-    Returns:
-        ``(B, 1, H, W)`` non-negative relevance summing to 1 per image.
-    """
-    from depthxai.models.meter import attention_layers, from_tokens, to_tokens
-
-    sites = attention_layers(model.net)
-    captured: dict[str, Tensor] = {}
-    handles = [
-        site.softmax.register_forward_hook(lambda _m, _i, out, key=site.name: captured.__setitem__(key, out.detach()))
-        for site in sites
-    ]
-    try:
-        model(images)
-    finally:
-        for handle in handles:
-            handle.remove()
-
-    height, width = images.shape[-2:]
-    blocks: dict[int, list] = {}
-    for site in sites:
-        blocks.setdefault(site.block_index, []).append(site)
-    ordered = [blocks[i] for i in sorted(blocks)]
-
-    def grid(stride: int) -> tuple[int, int]:
-        return -(-height // stride), -(-width // stride)
-
-    relevance = pool_relevance(weights[:, 0].to(torch.float64), grid(ordered[-1][0].stride))
-    for position in range(len(ordered) - 1, -1, -1):
-        block_sites = ordered[position]
-        gh, gw = grid(block_sites[0].stride)
-        patch = block_sites[0].patch_size
-        tokens = to_tokens(relevance[:, None], patch)[..., 0]  # (B, P, N)
-        for site in reversed(block_sites):
-            attention = method.prepare(captured[site.name].to(torch.float64))  # (B, P, N, N)
-            tokens = (tokens[..., None, :] @ with_residual(attention, method.residual_weight))[..., 0, :]
-        relevance = from_tokens(tokens[..., None], gh, gw, patch)[:, 0]
-        target_size = grid(ordered[position - 1][0].stride) if position > 0 else (height, width)
-        relevance = upsample_relevance(relevance, target_size)
-    relevance = relevance / relevance.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
-    return relevance[:, None].to(images.dtype)
+        if arch not in ROLLOUT_BY_ARCH:
+            raise ConfigError(f"model {model.card.name!r}: no attention rollout for architecture {arch!r} (rollout "
+                              f"reads the attention of {', '.join(sorted(ROLLOUT_BY_ARCH))} models)")
+        module, function = ROLLOUT_BY_ARCH[arch]
+        rollout = getattr(importlib.import_module(module), function)
+        return AttributionResult(maps=rollout(model, images, weights, self))

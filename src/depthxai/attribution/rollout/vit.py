@@ -42,7 +42,7 @@ from depthxai.models.adapters.base import TokenLayout
 from depthxai.models.wrapper import DepthModel
 
 if TYPE_CHECKING:
-    from depthxai.attribution.rollout import AttentionRollout
+    from depthxai.attribution.rollout.common import AttentionRollout
 
 
 def position_matrix(fine: int, coarse: int, dtype: torch.dtype = torch.float64) -> Tensor:

@@ -29,11 +29,14 @@ reference evaluation of one image; :func:`batched_errors` (PyTorch) compares a w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from depthxai.data.io import EVAL_CROPS, DatasetInfo
+
+if TYPE_CHECKING:  # PyTorch only for the tensor paths: the statistics, which read metric names here, run without it
+    import torch
 
 METRIC_NAMES: tuple[str, ...] = (
     "abs_rel",
@@ -128,19 +131,26 @@ def eval_mask(gt: np.ndarray, min_depth: float, max_depth: float, crop: str) -> 
 def clip_prediction(pred: np.ndarray | torch.Tensor, min_depth: float, max_depth: float) -> np.ndarray | torch.Tensor:
     """Clip a prediction to ``[min_depth, max_depth]`` as the official eval does, in a new array/tensor.
 
-    ``+inf`` becomes ``max_depth``, ``-inf`` and NaN become ``min_depth``. A floating input keeps its dtype
-    (the official eval clips the float32 prediction before casting), an integer input becomes float64.
+    A floating input keeps its dtype (the official eval clips the float32 prediction before casting), an integer
+    input becomes float64.
+
+    Raises:
+        ValueError: the prediction holds NaN or inf. The official code clips NaN to the minimum depth, which turns a
+            broken model into believable AbsRel and RMSE; here it is an error (the prediction stage names the image).
     """
-    if isinstance(pred, torch.Tensor):
+    if not isinstance(pred, np.ndarray) and type(pred).__module__.startswith("torch"):
+        import torch
+
+        if not bool(torch.isfinite(pred).all()):
+            raise ValueError("the prediction holds NaN or inf values")
         out = pred if pred.is_floating_point() else pred.to(torch.float64)
-        out = out.clamp(min_depth, max_depth)
-        return torch.where(torch.isnan(out), torch.full_like(out, min_depth), out)
+        return out.clamp(min_depth, max_depth)
     arr = np.asarray(pred)
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
-    out = np.clip(arr, min_depth, max_depth)
-    out[np.isnan(out)] = min_depth
-    return out
+    if not np.isfinite(arr).all():
+        raise ValueError("the prediction holds NaN or inf values")
+    return np.clip(arr, min_depth, max_depth)
 
 
 def compute_depth_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
@@ -241,6 +251,8 @@ def batched_errors(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) ->
         raise ValueError(
             f"ref and mask must be (H, W) = {tuple(pred.shape[1:])}, got {tuple(ref.shape)} and {tuple(mask.shape)}"
         )
+    import torch
+
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
     mask = mask.to(pred.device)

@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from depthxai.attribution.rollout import AttentionRollout, pool_relevance, upsample_relevance, with_residual
+from depthxai.attribution.rollout.common import AttentionRollout, pool_relevance, upsample_relevance, with_residual
 from depthxai.models.pixelformer.swin import window_partition
 from depthxai.models.wrapper import DepthModel
 

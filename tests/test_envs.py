@@ -4,7 +4,7 @@ with pyproject.toml, and holds every third-party package the rule's ``python -m 
 The rules are read through Snakemake's own API (in a subprocess: loading a workflow changes the working
 directory and global logging), for both presets, so the env a rule really gets is checked, including the
 CPU/CUDA choice made in workflow/rules/common.smk. The imports are found statically (ast) from the command's
-handler in depthxai/cli.py through every depthxai module it reaches, so no env needs to be installed.
+handler in the depthxai.cli package through every depthxai module it reaches, so no env needs to be installed.
 """
 
 from __future__ import annotations
@@ -166,16 +166,22 @@ def _is_package(module: str) -> bool:
 def third_party_imports(command: str) -> set[str]:
     """PyPI names of the packages `python -m depthxai <command>` can import (optional ones excluded).
 
-    Starts from the handler run_<command> in depthxai/cli.py and the cli.py helpers it calls, then follows every
-    depthxai module (and the packages above it) transitively, collecting all their imports.
+    Starts from the handler run_<command> in the depthxai/cli package and the cli helpers it calls, then follows
+    every depthxai module (and the packages above it) transitively, collecting all their imports. Of the cli modules
+    themselves only the top-level imports count: their commands import what they need inside the handlers, so a
+    statistics command never loads PyTorch.
     """
-    cli_path = SRC / "depthxai" / "cli.py"
-    tree = ast.parse(cli_path.read_text())
-    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    functions: dict[str, ast.FunctionDef] = {}
+    top_level: list[ast.stmt] = []
+    for path in sorted((SRC / "depthxai" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        functions.update({node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)
+                          and node.name != "register"})
+        top_level += [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     handler = f"run_{command.replace('-', '_')}"
     if handler not in functions:
-        raise LookupError(f"`depthxai {command}` has no handler {handler} in {cli_path}")
-    # the handler plus the cli.py helpers it calls (e.g. _load_model), and cli.py's own module-level imports
+        raise LookupError(f"`depthxai {command}` has no handler {handler} in the depthxai.cli package")
+    # the handler plus the cli helpers it calls (e.g. load_model), and the cli modules' top-level imports
     todo, seen_functions = [handler], set()
     while todo:
         name = todo.pop()
@@ -185,8 +191,7 @@ def third_party_imports(command: str) -> set[str]:
         for sub in ast.walk(functions[name]):
             if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in functions:
                 todo.append(sub.func.id)
-    top_level = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    modules = _imports(top_level + [functions[name] for name in seen_functions], "depthxai.cli")
+    modules = _imports(top_level + [functions[name] for name in seen_functions], "depthxai.cli.common")
 
     external: set[str] = set()
     visited: set[str] = set()
@@ -206,7 +211,11 @@ def third_party_imports(command: str) -> set[str]:
         path = _module_file(name)
         if path is None:  # "from depthxai.x import name" where name is not a module
             continue
-        queue += sorted(_imports([ast.parse(path.read_text())], name))
+        tree = ast.parse(path.read_text())
+        if name == "depthxai.cli" or name.startswith("depthxai.cli."):  # top-level imports only (see above)
+            tree = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                              type_ignores=[])
+        queue += sorted(_imports([tree], name))
     return {IMPORT_TO_PYPI.get(top, top).lower() for top in external - OPTIONAL_IMPORTS}
 
 

@@ -59,3 +59,20 @@ def concat_tidy(paths: Iterable[str | Path]) -> pd.DataFrame:
             raise DataError(f"{' and '.join(sources)}: the row ({key}) occurs more than once; a file given twice, or "
                             "two shards holding the same image?")
     return sort_tidy(table.drop(columns="_source"))
+
+
+def read_tidy(path: str | Path) -> pd.DataFrame:
+    """One tidy CSV (:func:`concat_tidy` of one file)."""
+    return concat_tidy([path])
+
+
+def read_tidy_many(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Several tidy CSVs concatenated; an empty frame for none (a stage that did not run, e.g. object shift on real
+    data)."""
+    paths = list(paths)
+    return concat_tidy(paths) if paths else pd.DataFrame()
+
+
+def with_labels(table: pd.DataFrame, labels: dict[str, object]) -> pd.DataFrame:
+    """``table`` with the identifying ``labels`` (e.g. dataset, model, method) as its first columns."""
+    return table.assign(**labels)[[*labels, *[c for c in table.columns if c not in labels]]]

@@ -173,3 +173,16 @@ def smoothness_summary(lengths: Mapping[str, Sequence[float]], match_methods: Se
     return {"correlation_length_px": float(np.median(matched)),
             "per_method": {m: (v if math.isfinite(v) else None) for m, v in per_method.items()}, "n_maps": counts,
             "match_methods": [m for m in match_methods if m in per_method], "ranking": ranking}
+
+
+def measure_smoothness(paths: Sequence[str | Path], match_methods: Sequence[str],
+                       ranking: str = "abs") -> dict[str, object]:
+    """:func:`smoothness_summary` of the maps in attribution files (read one map at a time)."""
+    from depthxai.attribution.run import read_attributions
+
+    lengths: dict[str, list[float]] = {}
+    for path in paths:
+        maps = read_attributions(path)
+        lengths.setdefault(maps["meta"]["method"], []).extend(
+            correlation_length(maps["maps"][k], ranking) for k in range(len(maps["ids"])))
+    return smoothness_summary(lengths, match_methods, ranking)

@@ -246,3 +246,35 @@ def mean_rgb(root: str | Path, split: str = "test") -> tuple[float, float, float
         count += rgb.shape[0] * rgb.shape[1]
     mean = total / count / 255.0
     return float(mean[0]), float(mean[1]), float(mean[2])
+
+
+def write_mean_rgb(path: str | Path, root: str | Path, split: str = "test") -> tuple[float, float, float]:
+    """Write the mean colour of a split (:func:`mean_rgb`) as the JSON file :func:`read_mean_rgb` reads."""
+    colour = mean_rgb(root, split)
+    write_json(path, {"mean_rgb": list(colour), "split": split})
+    return colour
+
+
+def read_mean_rgb(path: str | Path) -> list[float]:
+    """The colour of a :func:`write_mean_rgb` file: three values in [0, 1].
+
+    Raises:
+        DataError: naming the file, if it is missing, not such a file, or holds anything but three values in [0, 1].
+    """
+    try:
+        rgb = [float(v) for v in json.loads(Path(path).read_text(encoding="utf-8"))["mean_rgb"]]
+    except FileNotFoundError:
+        raise DataError(f"{path}: mean colour file not found; run 'depthxai mean-rgb' (rule mean_rgb) first") from None
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise DataError(f"{path}: not a mean colour file of 'depthxai mean-rgb' ({exc!r}); delete it and run the "
+                        "mean_rgb rule again") from exc
+    if len(rgb) != 3 or not all(0.0 <= v <= 1.0 for v in rgb):
+        raise DataError(f"{path}: mean_rgb must be three values in [0, 1], got {rgb}; delete it and run the mean_rgb "
+                        "rule again")
+    return rgb
+
+
+def split_ids(root: str | Path, split: str = "test", n: int | None = None) -> list[str]:
+    """The ids of a split, sorted; the first ``n`` (all when ``None``)."""
+    ids = sorted(read_index(root, split)["id"].astype(str).tolist())
+    return ids if n is None else ids[:n]

@@ -38,9 +38,11 @@ made on a CPU copy, so the result does not depend on the device. The caller's mo
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,8 +52,10 @@ from scipy import stats
 from torch import Tensor, nn
 
 from depthxai.attribution.base import AttributionMethod, image_seed, reduce_channels
+from depthxai.attribution.targets import TargetSpec, target_weights
+from depthxai.data.io import split_ids
 from depthxai.evaluation.fidelity import attribution_fidelity
-from depthxai.models.wrapper import DepthModel
+from depthxai.models.wrapper import DepthModel, load_inputs
 
 SANITY_COLUMNS = ["step", "layer", "method", "image_id", "metric", "value"]
 SANITY_METRICS = ("spearman", "ssim", "attribution_fidelity")
@@ -331,3 +335,35 @@ def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
         score(step, group.name, [retrain_explainer[1](working)] if last and retrain_explainer is not None else ())
     table = pd.DataFrame(rows, columns=SANITY_COLUMNS)
     return table.sort_values(["step", "method", "image_id", "metric"], kind="stable").reset_index(drop=True)
+
+
+def randomisation_test(model: DepthModel, data_root: str | Path, n_images: int,
+                       methods: Sequence[AttributionMethod], target: TargetSpec, *, seed: int,
+                       retrain_explainer: tuple[AttributionMethod, Callable[[DepthModel], AttributionMethod]]
+                       | None = None) -> pd.DataFrame:
+    """:func:`cascading_randomisation` on the first ``n_images`` test images of a prepared dataset, explaining the
+    target of the intact model's prediction (its weights computed once, without gradients, and held fixed)."""
+    ids = split_ids(data_root, "test", n_images)
+    images = load_inputs(model, data_root, ids)
+    with torch.no_grad():
+        weights = target_weights(target, model(images))
+    return cascading_randomisation(model, images, weights, methods, seed=seed, image_ids=ids,
+                                   retrain_explainer=retrain_explainer)
+
+
+def explainer_retraining(weights: str | Path, data_root: str | Path, settings: Mapping[str, object], *,
+                         log: logging.Logger | None = None, progress: bool = True
+                         ) -> tuple[AttributionMethod, Callable[[DepthModel], AttributionMethod]]:
+    """The ``retrain_explainer`` pair of :func:`cascading_randomisation` for a trained explainer: the explainer of
+    ``weights``, and a function that trains one with the same settings (``methods.explainer`` fields with seed and
+    threads) against a given model on the train split of ``data_root``."""
+    from depthxai.attribution.explainer import Explainer, ExplainerConfig, fit_explainer
+
+    config = ExplainerConfig.from_config(dict(settings))
+
+    def train_against(randomised: DepthModel) -> AttributionMethod:
+        if log:
+            log.info("training the explainer again against the fully randomised model")
+        return Explainer(net=fit_explainer(randomised, data_root, config, log=log, progress=progress)[0])
+
+    return Explainer(weights), train_against

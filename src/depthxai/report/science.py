@@ -106,3 +106,20 @@ def science_tables(sanity: pd.DataFrame, localisation: pd.DataFrame, object_shif
                          "and the median over methods of the test-retest ICC(2,1) when the analysis seed (attribution "
                          "and evaluation noise) or the training seed of the model changes.")
     return paths
+
+
+def write_science_report(sanity: pd.DataFrame, localisation: pd.DataFrame, object_shift: pd.DataFrame,
+                         scores: pd.DataFrame, spearman: pd.DataFrame, alpha: pd.DataFrame, icc: pd.DataFrame,
+                         figures_dir: str | Path, tables_dir: str | Path,
+                         formats: tuple[str, ...] | list[str] = ("png", "pdf")) -> list[Path]:
+    """The science stage's figures (randomisation, metric violins, inter-method correlation heatmaps of every
+    method, baselines included) and tables (:func:`science_tables`); returns the paths written."""
+    from depthxai.report.figures import figure_method_correlation, figure_metric_violins, figure_randomisation
+
+    out = Path(figures_dir)
+    paths = figure_randomisation(sanity, out / "randomisation", formats=formats)
+    paths += figure_metric_violins(scores, out / "violins", formats=formats)
+    if "methods_set" in spearman:
+        spearman = spearman[spearman["methods_set"] == "all"].drop(columns="methods_set")
+    paths += figure_method_correlation(spearman, out / "method_correlation", formats=formats)
+    return paths + science_tables(sanity, localisation, object_shift, alpha, icc, Path(tables_dir))

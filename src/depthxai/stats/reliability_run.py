@@ -100,3 +100,24 @@ def reliability_tables(scores: pd.DataFrame, retest: pd.DataFrame | None = None,
                                  ignore_index=True)
         tables["icc"] = retest_reliability(repeated, by=("dataset", "model", "metric", "method", "factor"))[ICC_COLUMNS]
     return tables
+
+
+def retest_with_main(scores: pd.DataFrame, repeats: pd.DataFrame, source: str = "the retest table") -> pd.DataFrame:
+    """The test-retest table with the main run as repeat 0 of every factor.
+
+    Args:
+        scores: the main run's scores.
+        repeats: the repeats' scores, with ``factor`` and ``repeat`` columns (each repeat differs from the main run
+            in one seed: the factor).
+        source: named in the error.
+
+    Raises:
+        DataError: ``repeats`` lacks the ``factor`` column (written before factors existed).
+    """
+    from depthxai.errors import DataError
+
+    if "factor" not in repeats:
+        raise DataError(f"{source}: retest scores lack the 'factor' column; rerun the evaluate_repeat and "
+                        "evaluate_retrained rules")
+    main = [scores.assign(factor=factor, repeat=0) for factor in sorted(repeats["factor"].unique())]
+    return pd.concat([*main, repeats], ignore_index=True)

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from depthxai.report.claims import CLAIM_COLUMNS, ClaimRules, evaluate_claims, write_claims_markdown
-from depthxai.stats.tests import holm_adjust
+from depthxai.stats.hypothesis import holm_adjust
 
 GAP, AF = "gap_auc_target_change", "attribution_fidelity"
 METER, PIXELFORMER = "meter_xxs", "pixelformer_nano07"

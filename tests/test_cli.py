@@ -24,7 +24,7 @@ from depthxai.data.io import DatasetInfo, read_depth, read_rgb, write_dataset_in
 from depthxai.errors import DataError
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.perturbation import normalised_auc
-from depthxai.evaluation.run import CURVE_COLUMNS, SCORE_COLUMNS, EvaluationConfig, evaluate_split
+from depthxai.evaluation.run import CURVE_COLUMNS, IMAGE_SCORE_COLUMNS, EvaluationConfig, evaluate_split
 from depthxai.models import build_model, get_card, load_depth_model, predict_image, prepare_input
 from depthxai.models.predict import predict_split, read_predictions, write_predictions
 from depthxai.models.registry import ModelCard
@@ -268,7 +268,7 @@ def test_evaluate_split(dataset: Path, predictions: dict[str, np.ndarray], name:
     config = evaluation_config()
     scores, curves = evaluate_split(model, dataset, predictions, attributions, config, target, (0.5, 0.4, 0.3), seed=2,
                                     progress=False)
-    assert list(scores.columns) == SCORE_COLUMNS == ["image_id", "metric", "value"]
+    assert list(scores.columns) == IMAGE_SCORE_COLUMNS == ["image_id", "metric", "value"]
     assert list(curves.columns) == CURVE_COLUMNS == ["image_id", "order", "fraction", "curve", "value"]
     # every curve under both default removal schemes: the primary (pixel, mean colour) unsuffixed, then "@road"
     expected_metrics = {f"{o}_auc_{c}{s}" for o in ("morf", "lerf") for s in ("", "@road")

@@ -33,7 +33,7 @@ from depthxai.report.tables import (
     write_table,
 )
 from depthxai.stats.run import paired_differences, run_statistics
-from depthxai.stats.tests import bootstrap_ci
+from depthxai.stats.hypothesis import bootstrap_ci
 
 DPI = 40
 MODELS = ["meter_xxs", "pixelformer_nano07"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from depthxai.stats.tests import (
+from depthxai.stats.hypothesis import (
     bootstrap_ci,
     complete_blocks,
     friedman,
@@ -93,11 +93,21 @@ def test_holm_hand_worked() -> None:
     # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.06.
     p = [0.01, 0.04, 0.03, 0.005]
     np.testing.assert_allclose(holm_adjust(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
-    # Benjamini-Hochberg (scipy's false_discovery_control) gives different numbers: not what we want.
-    np.testing.assert_allclose(stats.false_discovery_control(p), [0.02, 0.04, 0.04, 0.02], rtol=1e-12)
     # Capped at 1 and monotone: 0.5*2 = 1.0, then max(1.0, 0.6) = 1.0.
     np.testing.assert_allclose(holm_adjust([0.6, 0.5]), [1.0, 1.0])
     np.testing.assert_allclose(holm_adjust([0.2]), [0.2])
+
+
+def test_holm_nan_policy() -> None:
+    """A NaN marks a test that could not run: refused by default; with 'omit' it stays NaN and the family is the
+    other tests (three here: 0.005*3, 0.01*2, 0.04*1)."""
+    with pytest.raises(ValueError, match="NaN"):
+        holm_adjust([0.01, np.nan])
+    adjusted = holm_adjust([0.01, np.nan, 0.04, 0.005], nan_policy="omit")
+    np.testing.assert_allclose(adjusted, [0.02, np.nan, 0.04, 0.015], rtol=1e-12)
+    assert np.isnan(holm_adjust([np.nan], nan_policy="omit")).all()
+    with pytest.raises(ValueError, match="nan_policy"):
+        holm_adjust([0.1], nan_policy="ignore")
 
 
 def test_rank_biserial_hand_worked() -> None:

@@ -18,7 +18,7 @@ from depthxai.stats.run import (
     read_statistics,
     run_statistics,
 )
-from depthxai.stats.tests import bootstrap_ci, two_level_bootstrap_ci
+from depthxai.stats.hypothesis import bootstrap_ci, two_level_bootstrap_ci
 
 METHODS = ["ig", "random", "saliency"]
 N_IMAGES = 12

@@ -13,6 +13,9 @@ import pandas as pd
 
 from depthxai.errors import DataError
 
+#: The columns of a score table: one row per dataset, model, method, image and metric.
+SCORE_COLUMNS = ("dataset", "model", "method", "image_id", "metric", "value")
+
 #: Identifying columns in their canonical order (those present are used, in this order).
 KEY_COLUMNS = ("dataset", "model", "method", "image_id", "factor", "repeat", "order", "fraction", "curve", "metric")
 
@@ -76,3 +79,20 @@ def read_tidy_many(paths: Iterable[str | Path]) -> pd.DataFrame:
 def with_labels(table: pd.DataFrame, labels: dict[str, object]) -> pd.DataFrame:
     """``table`` with the identifying ``labels`` (e.g. dataset, model, method) as its first columns."""
     return table.assign(**labels)[[*labels, *[c for c in table.columns if c not in labels]]]
+
+
+def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str = "score table") -> None:
+    """Raise ``ValueError`` naming what ``table`` (``what``) lacks of ``columns``."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}; have {list(table.columns)}")
+
+
+def numeric_scores(table: pd.DataFrame, columns: Iterable[str] = SCORE_COLUMNS,
+                   what: str = "score table") -> pd.DataFrame:
+    """``table``'s ``columns`` (checked, :func:`require_columns`) with ``value`` as float64 (NaN where missing)."""
+    columns = list(columns)
+    require_columns(table, columns, what)
+    out = table[columns].copy()
+    out["value"] = pd.to_numeric(out["value"], errors="coerce").astype("float64")
+    return out

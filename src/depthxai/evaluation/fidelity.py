@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor
 
+from depthxai.correlation import spearman_or_nan
 from depthxai.imageops import area_pool
 
 
@@ -39,17 +39,13 @@ def _pearson(a: np.ndarray, d: np.ndarray) -> float:
     return float(np.corrcoef(a, d)[0, 1])
 
 
-def _spearman(a: np.ndarray, d: np.ndarray) -> float:
-    return float(stats.spearmanr(a, d).statistic)
-
-
 def _l1(a: np.ndarray, d: np.ndarray) -> float:
     return float(1.0 - np.abs(a - d).mean())
 
 
 FIDELITY_MEASURES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "pearson": _pearson,
-    "spearman": _spearman,
+    "spearman": spearman_or_nan,
     "l1": _l1,
 }
 

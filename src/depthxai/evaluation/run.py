@@ -46,7 +46,8 @@ from depthxai.evaluation.perturbation import (
 )
 from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth
 
-SCORE_COLUMNS = ["image_id", "metric", "value"]
+#: The columns of a shard's scores and curves (the CLI adds dataset, model and method).
+IMAGE_SCORE_COLUMNS = ["image_id", "metric", "value"]
 CURVE_COLUMNS = ["image_id", "order", "fraction", "curve", "value"]
 
 
@@ -222,4 +223,4 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
             score_rows.append((image_id, "convergence_delta", delta))
     if log:
         log.info("evaluated %d images of %s", len(pred_ids), method)
-    return pd.DataFrame(score_rows, columns=SCORE_COLUMNS), pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)
+    return pd.DataFrame(score_rows, columns=IMAGE_SCORE_COLUMNS), pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)

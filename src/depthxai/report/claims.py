@@ -58,7 +58,8 @@ from scipy import stats
 
 from depthxai.fileio import write_text
 from depthxai.stats.run import metric_direction
-from depthxai.stats.tests import complete_blocks, holm_adjust, rank_biserial
+from depthxai.stats.hypothesis import complete_blocks, holm_adjust, rank_biserial
+from depthxai.tidy import numeric_scores
 
 VERDICTS = ("supported", "not supported", "inconclusive", "not evaluated")
 
@@ -120,16 +121,6 @@ def _row(claim: str, **fields: Any) -> dict[str, Any]:
                means="", comparisons="", reason="")
     row.update(fields)
     return row
-
-
-def _holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-adjusted p-values; NaN (untestable) entries stay NaN and do not count in the family."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        out[finite] = holm_adjust(p[finite])
-    return out
 
 
 def _wilcoxon(differences: np.ndarray, alternative: str) -> float:
@@ -204,8 +195,8 @@ def _best_method_claim(scores: pd.DataFrame, claim: str, prefixes: Sequence[str]
                  for i, a in enumerate(matrix.columns) for b in matrix.columns[i + 1:]]
         prepared.append({**base, "matrix": matrix, "friedman_p": friedman_p, "pairs": pairs})
     testable = [g for g in prepared if "matrix" in g]
-    friedman_adj = iter(_holm([g["friedman_p"] for g in testable]))
-    pair_adj = iter(_holm([p for g in testable for (_, _, p, _) in g["pairs"]]))
+    friedman_adj = iter(holm_adjust([g["friedman_p"] for g in testable], nan_policy="omit"))
+    pair_adj = iter(holm_adjust([p for g in testable for (_, _, p, _) in g["pairs"]], nan_policy="omit"))
     rows = []
     for g in prepared:
         if "matrix" not in g:
@@ -321,8 +312,8 @@ def _fidelity_claim(scores: pd.DataFrame, rules: ClaimRules, metric: str, role: 
                         group["tests"].append(("disagree", m, other, _wilcoxon(gap, "less"), gap.size))
         groups.append(group)
     testable = [g for g in groups if "tests" in g]
-    conv_adj = iter(_holm([t[3] for g in testable for t in g["tests"] if t[0] == "conv"]))
-    fid_adj = iter(_holm([t[3] for g in testable for t in g["tests"] if t[0] != "conv"]))
+    conv_adj = iter(holm_adjust([t[3] for g in testable for t in g["tests"] if t[0] == "conv"], nan_policy="omit"))
+    fid_adj = iter(holm_adjust([t[3] for g in testable for t in g["tests"] if t[0] != "conv"], nan_policy="omit"))
     rows = []
     for g in groups:
         if "tests" not in g:
@@ -406,13 +397,9 @@ def evaluate_claims(scores: pd.DataFrame, rules: ClaimRules | None = None) -> pd
     from depthxai.stats.run import add_gap_metrics
 
     rules = rules or ClaimRules()
-    missing = [c for c in ("dataset", "model", "method", "image_id", "metric", "value") if c not in scores.columns]
-    if missing:
-        raise ValueError(f"score table lacks columns {missing}; have {list(scores.columns)}")
+    scores = numeric_scores(scores)
     if metric_direction(rules.metric) != "higher" or metric_direction(rules.fidelity_metric) != "higher":
         raise ValueError(f"the claims need higher-is-better metrics, got {rules.metric} and {rules.fidelity_metric}")
-    scores = scores[["dataset", "model", "method", "image_id", "metric", "value"]].copy()
-    scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(np.float64)
     if not scores["metric"].str.startswith("gap_auc_").any():
         scores = add_gap_metrics(scores)
     rows: list[dict[str, Any]] = []

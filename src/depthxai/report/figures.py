@@ -39,7 +39,7 @@ from depthxai.models.registry import ModelCard, get_card
 from depthxai.models.wrapper import crop_box, prepare_input, resize_depth
 from depthxai.report.tables import BASELINE_METHODS, display_name, scheme_name, sort_methods
 from depthxai.stats.run import add_gap_metrics, metric_direction
-from depthxai.stats.tests import bootstrap_ci
+from depthxai.stats.hypothesis import bootstrap_ci
 
 FORMATS = ("png", "pdf", "svg")
 

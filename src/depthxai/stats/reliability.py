@@ -25,7 +25,6 @@ value`` (plus ``repeat`` for test-retest). Outputs are tidy frames sorted by the
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,15 +33,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from depthxai.stats.tests import complete_blocks
+from depthxai.correlation import spearman_or_nan
+from depthxai.stats.hypothesis import complete_blocks
+from depthxai.tidy import require_columns
 
-SCORE_COLUMNS = ("dataset", "model", "method", "image_id", "metric", "value")
-
-
-def _require(tidy: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in tidy.columns]
-    if missing:
-        raise ValueError(f"score table lacks columns {missing}; have {list(tidy.columns)}")
 
 
 def _groups(tidy: pd.DataFrame, by: Sequence[str]):
@@ -97,7 +91,7 @@ def inter_rater_reliability(
         Columns ``by + [alpha, n_images, n_methods, n_images_dropped]``, sorted by ``by``. ``alpha`` is NaN
         with fewer than 2 images or methods, or when every image ties every method.
     """
-    _require(tidy, [*by, method, image, value])
+    require_columns(tidy, [*by, method, image, value])
     rows = []
     for key, frame in _groups(tidy, by):
         matrix, dropped = complete_blocks(frame, block=image, group=method, value=value)
@@ -112,12 +106,7 @@ def _spearman_pairs(matrix: pd.DataFrame, prefix: str) -> list[dict]:
     out = []
     for a, b in itertools.product(matrix.columns, repeat=2):
         x, y = matrix[a].to_numpy(), matrix[b].to_numpy()
-        if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-            rho = float("nan")  # undefined for a constant score vector
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", stats.ConstantInputWarning)
-                rho = float(stats.spearmanr(x, y).statistic)
+        rho = spearman_or_nan(x, y)  # NaN for a constant score vector
         out.append({f"{prefix}_a": a, f"{prefix}_b": b, "spearman": rho, "n_images": len(x)})
     return out
 
@@ -140,7 +129,7 @@ def inter_method_reliability(
         Columns ``by + [method_a, method_b, spearman, n_images]``, sorted. ``spearman`` is NaN where a
         method's scores are constant over the images.
     """
-    _require(tidy, [*by, method, image, value])
+    require_columns(tidy, [*by, method, image, value])
     rows = []
     for key, frame in _groups(tidy, by):
         matrix, _ = complete_blocks(frame, block=image, group=method, value=value)
@@ -165,7 +154,7 @@ def cross_metric_reliability(
     Returns:
         Columns ``by + [metric_a, metric_b, spearman, n_images]``, sorted; images need every metric.
     """
-    _require(tidy, [*by, metric, image, value])
+    require_columns(tidy, [*by, metric, image, value])
     rows = []
     for key, frame in _groups(tidy, by):
         matrix, _ = complete_blocks(frame, block=image, group=metric, value=value)
@@ -258,7 +247,7 @@ def retest_reliability(
         ``by``; images missing a repetition are dropped (counted). ICCs are NaN for groups with fewer than
         2 complete images or 2 repetitions, and where undefined (see :func:`icc`).
     """
-    _require(tidy, [*by, target, repeat, value])
+    require_columns(tidy, [*by, target, repeat, value])
     columns = [*by, "icc2_1", "icc3_1", "icc2_k", "icc3_k", "n_targets", "n_repeats", "n_targets_dropped"]
     rows = []
     for key, frame in _groups(tidy, by):

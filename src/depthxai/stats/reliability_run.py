@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from depthxai.stats.reliability import (
@@ -36,19 +35,15 @@ from depthxai.stats.reliability import (
     retest_reliability,
 )
 from depthxai.stats.run import UNTESTED_METRICS, add_gap_metrics
+from depthxai.tidy import SCORE_COLUMNS, numeric_scores
 
-SCORE_COLUMNS = ["dataset", "model", "method", "image_id", "metric", "value"]
 METHOD_SETS = ("explanations", "all")
 ICC_COLUMNS = ["dataset", "model", "metric", "method", "factor", "icc2_1", "icc3_1", "icc2_k", "icc3_k", "n_targets",
                "n_repeats", "n_targets_dropped"]
 
 
 def _clean(table: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing}; have {list(table.columns)}")
-    out = table[columns].copy()
-    out["value"] = pd.to_numeric(out["value"], errors="coerce").astype(np.float64)
+    out = numeric_scores(table, columns, what)
     return out[~out["metric"].isin(UNTESTED_METRICS)]
 
 
@@ -74,7 +69,7 @@ def reliability_tables(scores: pd.DataFrame, retest: pd.DataFrame | None = None,
     Returns:
         ``{"alpha", "spearman", "cross_metric", "icc"}``.
     """
-    scores = _clean(scores, SCORE_COLUMNS, "score table")
+    scores = _clean(scores, list(SCORE_COLUMNS), "score table")
     if derive_gaps:
         scores = add_gap_metrics(scores)
     chosen = explanation_methods(sorted(scores["method"].unique()), methods)
@@ -95,7 +90,7 @@ def reliability_tables(scores: pd.DataFrame, retest: pd.DataFrame | None = None,
     else:
         repeated = _clean(retest, [*SCORE_COLUMNS, "factor", "repeat"], "retest table")
         if derive_gaps:  # gaps within each repetition
-            repeated = pd.concat([add_gap_metrics(frame[SCORE_COLUMNS]).assign(factor=factor, repeat=repeat)
+            repeated = pd.concat([add_gap_metrics(frame[list(SCORE_COLUMNS)]).assign(factor=factor, repeat=repeat)
                                   for (factor, repeat), frame in repeated.groupby(["factor", "repeat"], sort=True)],
                                  ignore_index=True)
         tables["icc"] = retest_reliability(repeated, by=("dataset", "model", "metric", "method", "factor"))[ICC_COLUMNS]

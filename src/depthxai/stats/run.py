@@ -4,7 +4,7 @@ Input is the evaluate stage's merged score table, columns ``dataset, model, meth
 (see :mod:`depthxai.evaluation.run`). Three tidy tables come out (:func:`run_statistics`):
 
 * ``summary``: per (dataset, model, method, metric) the number of finite scores, the number of missing (NaN)
-  ones, mean, median, standard deviation and a bootstrap CI of the mean (:func:`depthxai.stats.tests.summarise`).
+  ones, mean, median, standard deviation and a bootstrap CI of the mean (:func:`depthxai.stats.hypothesis.summarise`).
 * ``friedman``: per (dataset, model, metric) the Friedman test across the compared methods, with Kendall's W.
 * ``wilcoxon``: per (dataset, model, metric) and pair of methods, the Wilcoxon signed-rank test with Holm's
   correction over the pairs of that (dataset, model, metric), its median difference and rank-biserial effect.
@@ -34,9 +34,9 @@ import pandas as pd
 
 from depthxai.errors import DataError
 from depthxai.metrics.depth import HIGHER_IS_BETTER
-from depthxai.stats.tests import bootstrap_ci, complete_blocks, friedman, pairwise_wilcoxon, summarise, two_level_bootstrap_ci
+from depthxai.tidy import SCORE_COLUMNS, numeric_scores, require_columns
+from depthxai.stats.hypothesis import bootstrap_ci, complete_blocks, friedman, pairwise_wilcoxon, summarise, two_level_bootstrap_ci
 
-SCORE_COLUMNS = ("dataset", "model", "method", "image_id", "metric", "value")
 
 #: Metrics that exist for some methods only (IG's completeness error): summarised, never compared across methods.
 SINGLE_METHOD_METRICS = ("convergence_delta",)
@@ -67,12 +67,6 @@ def metric_direction(metric: str) -> str | None:
     return None
 
 
-def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing}; have {list(table.columns)}")
-
-
 def add_gap_metrics(scores: pd.DataFrame) -> pd.DataFrame:
     """Append ``gap_auc_<curve> = morf_auc_<curve> - lerf_auc_<curve>`` per (dataset, model, method, image).
 
@@ -82,7 +76,7 @@ def add_gap_metrics(scores: pd.DataFrame) -> pd.DataFrame:
     Returns:
         ``scores`` with the gap rows appended (same columns), in the input's row order followed by the gaps.
     """
-    _require(scores, SCORE_COLUMNS, "score table")
+    require_columns(scores, SCORE_COLUMNS)
     keys = ["dataset", "model", "method", "image_id"]
     present = set(scores["metric"].unique())
     gaps = []
@@ -181,7 +175,7 @@ def paired_differences(scores: pd.DataFrame, *, baseline: str = "random_smooth",
         retest: test-retest scores (columns as ``scores`` plus ``factor``, ``repeat``); its ``training_seed`` rows
             (each model retrained with another seed, the whole pipeline rerun) add one cluster per repeat, and the
             interval becomes a two-level bootstrap over training seeds, then images
-            (:func:`~depthxai.stats.tests.two_level_bootstrap_ci`). ``None``: images only, BCa.
+            (:func:`~depthxai.stats.hypothesis.two_level_bootstrap_ci`). ``None``: images only, BCa.
         confidence, n_resamples, seed: of the bootstrap.
 
     Returns:
@@ -189,10 +183,10 @@ def paired_differences(scores: pd.DataFrame, *, baseline: str = "random_smooth",
         scores finite in the main run, ``n_seeds`` training seeds (1 = the main run only), the mean difference (the
         mean over seeds of the per-seed means), its interval and ``ci_method`` saying which interval it is.
     """
-    _require(scores, SCORE_COLUMNS, "score table")
+    require_columns(scores, SCORE_COLUMNS)
     runs = [scores[list(SCORE_COLUMNS)]]
     if retest is not None and not retest.empty:
-        _require(retest, [*SCORE_COLUMNS, "factor", "repeat"], "retest table")
+        require_columns(retest, [*SCORE_COLUMNS, "factor", "repeat"], "retest table")
         trained = retest[retest["factor"] == "training_seed"]
         runs += [add_gap_metrics(frame[list(SCORE_COLUMNS)]) for _, frame in trained.groupby("repeat", sort=True)]
     rows = []
@@ -248,7 +242,7 @@ def run_statistics(
     Args:
         scores: tidy scores, columns ``dataset, model, method, image_id, metric, value`` (NaN = missing score).
         alpha: significance level of the Friedman test and of the Holm-adjusted Wilcoxon p-values.
-        confidence: level of the bootstrap CI of the mean (BCa, :func:`depthxai.stats.tests.bootstrap_ci`).
+        confidence: level of the bootstrap CI of the mean (BCa, :func:`depthxai.stats.hypothesis.bootstrap_ci`).
         n_resamples: bootstrap resamples per group.
         seed: bootstrap seed (every group is resampled with it, so a group's CI does not depend on the others).
         methods: the methods compared in the tests (``None``: every method present, the ``random`` baseline
@@ -273,11 +267,9 @@ def run_statistics(
           ``significant`` is ``p_adjusted < alpha``.
         * ``paired``: :data:`PAIRED_COLUMNS` (:func:`paired_differences`).
     """
-    _require(scores, SCORE_COLUMNS, "score table")
+    scores = numeric_scores(scores)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    scores = scores[list(SCORE_COLUMNS)].copy()
-    scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(np.float64)
     if derive_gaps:
         scores = add_gap_metrics(scores)
     summary = summarise(scores, ["dataset", "model", "method", "metric"], confidence=confidence,

@@ -121,19 +121,31 @@ def friedman(
     )
 
 
-def holm_adjust(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+def holm_adjust(pvalues: Sequence[float] | np.ndarray, nan_policy: str = "raise") -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control), in the input order.
 
     With the ``m`` p-values sorted ascending, ``p_(1) <= ... <= p_(m)``, the adjusted value of the ``i``-th
     (1-based) is ``max_{j <= i} min(1, (m - j + 1) * p_(j))``. Rejecting where the adjusted p is below alpha
     is Holm's procedure. (Not Benjamini-Hochberg, which :func:`scipy.stats.false_discovery_control` does
-    and which controls the false discovery rate instead.) NaN inputs are not allowed.
+    and which controls the false discovery rate instead.)
+
+    Args:
+        pvalues: one-dimensional.
+        nan_policy: ``raise`` (a NaN is an error) or ``omit`` (a NaN marks a test that could not be run: it stays
+            NaN and does not count in the family's size).
     """
     p = np.asarray(pvalues, dtype=np.float64)
     if p.ndim != 1:
         raise ValueError(f"p-values must be one-dimensional, got shape {p.shape}")
-    if np.isnan(p).any():
-        raise ValueError("p-values contain NaN")
+    if nan_policy not in ("raise", "omit"):
+        raise ValueError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
+    finite = ~np.isnan(p)
+    if not finite.all():
+        if nan_policy == "raise":
+            raise ValueError("p-values contain NaN")
+        out = np.full(p.shape, np.nan)
+        out[finite] = holm_adjust(p[finite])
+        return out
     m = p.size
     order = np.argsort(p, kind="stable")
     stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])

@@ -18,6 +18,8 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(MODELS),
@@ -33,11 +35,12 @@ include: "workflow/rules/predict.smk"
 include: "workflow/rules/attribute.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/stats.smk"
-include: "workflow/rules/science.smk"
+include: "workflow/rules/sanity.smk"
+include: "workflow/rules/retest.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True

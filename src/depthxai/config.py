@@ -388,3 +388,33 @@ def stochastic_methods(config: Mapping[str, Any]) -> list[str]:
         if name.startswith("random") or (name == "ig" and (params or {}).get("baseline") == "noise"):
             out.append(name)
     return sorted(out)
+
+
+def science_methods(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The methods of the evaluation-science checks and their parameters: every configured method but the explainer
+    (retrained by the sanity check itself, ``science.sanity.explainer``) and ``random_smooth`` (like ``random`` its
+    maps do not depend on the model, so the checks' known answers hold for it by construction); IG with
+    ``science.sanity.ig_steps`` path points (its cost is multiplied by the cascade's length)."""
+    methods = {name: dict(params or {}) for name, params in config["methods"].items()
+               if name not in ("explainer", "random_smooth")}
+    if "ig" in methods:
+        methods["ig"]["n_steps"] = config["science"]["sanity"]["ig_steps"]
+    return methods
+
+
+def archive_root(config: Mapping[str, Any], dataset: str, role: str) -> str:
+    """The folder the archives of one download role of a real dataset extract into, under
+    ``<resources_dir>/downloads``; ``""`` when the dataset is not configured.
+
+    Raises:
+        ConfigError: naming the key, when the role's archives extract into more than one folder.
+    """
+    if dataset not in config["datasets"]:
+        return ""
+    downloads = config["downloads"]
+    keys = download_keys(config["datasets"][dataset]["downloads"][role], downloads)
+    folders = {downloads[k].get("extract_dir", k) for k in keys}
+    if len(folders) != 1:
+        raise ConfigError(f"config key datasets.{dataset}.downloads.{role}: archives extract into {sorted(folders)}; "
+                          "they must share one extract_dir")
+    return f"{config['resources_dir']}/downloads/{folders.pop()}"

@@ -15,60 +15,61 @@ rule evaluate:
         "logs/evaluate/{dataset}_{model}_{method}_shard-{shard}.log",
     benchmark:
         "results/benchmarks/evaluate/{dataset}_{model}_{method}_shard-{shard}.tsv"
+    conda:
+        TORCH_ENV
+    threads: config["threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         name=model_name,
         evaluation=json_param("evaluation"),
         target=TARGET_JSON,
-        seed=config["seed"],
+        seed=analysis_seed,
         device=config["device"],
-        retest_labels=[],  # the test-retest copies of this rule label their rows (workflow/rules/science.smk)
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    conda:
-        TORCH_ENV
+        labels=retest_labels,
     shell:
         "python -m depthxai evaluate --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
-        "--predictions {input.predictions:q} --attributions {input.attributions:q} --evaluation {params.evaluation:q} "
-        "--target {params.target:q} --mean-rgb {input.mean_rgb:q} --seed {params.seed:q} --dataset {wildcards.dataset:q} "
-        "--arch {wildcards.model:q} {params.retest_labels:q} --device {params.device:q} --threads {threads:q} "
-        "--out-scores {output.scores:q} --out-curves {output.curves:q} 2> {log:q}"
+        "--predictions {input.predictions:q} --attributions {input.attributions:q} "
+        "--evaluation {params.evaluation:q} --target {params.target:q} --mean-rgb {input.mean_rgb:q} "
+        "--seed {params.seed:q} --dataset {wildcards.dataset:q} --arch {wildcards.model:q} {params.labels:q} "
+        "--device {params.device:q} --threads {threads:q} --out-scores {output.scores:q} "
+        "--out-curves {output.curves:q} 2> {log:q}"
 
 
 rule merge_scores:
     input:
-        get_scores,
+        SCORE_FILES,
     output:
         "results/evaluation/scores.csv",
     log:
         "logs/evaluate/merge_scores.log",
     conda:
-        "../../envs/stats.yaml"
+        STATS_ENV
     shell:
         "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"
 
 
 rule merge_curves:
     input:
-        get_curves,
+        CURVE_FILES,
     output:
         "results/evaluation/curves.csv",
     log:
         "logs/evaluate/merge_curves.log",
     conda:
-        "../../envs/stats.yaml"
+        STATS_ENV
     shell:
         "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"
 
 
 rule merge_accuracy:
     input:
-        get_accuracy,
+        ACCURACY_FILES,
     output:
         "results/evaluation/accuracy.csv",
     log:
         "logs/evaluate/merge_accuracy.log",
     conda:
-        "../../envs/stats.yaml"
+        STATS_ENV
     shell:
         "python -m depthxai merge --out {output:q} {input:q} 2> {log:q}"

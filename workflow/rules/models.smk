@@ -1,5 +1,5 @@
-# Models: train the embedded models on a synthetic train split (official checkpoints come from downloads),
-# then write a model card with the accuracy on the test split.
+# Models: train the embedded models on a synthetic train split (official checkpoints come from downloads), then
+# write a model card with the accuracy on the test split.
 
 
 rule train_model:
@@ -12,15 +12,15 @@ rule train_model:
         "logs/models/train_{dataset}_{model}.log",
     benchmark:
         "results/benchmarks/models/train_{dataset}_{model}.tsv"
+    conda:
+        TORCH_ENV
+    threads: config["threads"]
     params:
         name=model_name,
         train=train_params,
-    threads: config["threads"]
-    conda:
-        TORCH_ENV
     shell:
-        "python -m depthxai train --model {params.name:q} --data {input.data:q} --train {params.train:q} --threads {threads:q} "
-        "--out-weights {output.weights:q} --out-metrics {output.metrics:q} 2> {log:q}"
+        "python -m depthxai train --model {params.name:q} --data {input.data:q} --train {params.train:q} "
+        "--threads {threads:q} --out-weights {output.weights:q} --out-metrics {output.metrics:q} 2> {log:q}"
 
 
 rule model_card:
@@ -31,38 +31,11 @@ rule model_card:
         "results/models/{dataset}/{model}/card.json",
     log:
         "logs/models/card_{dataset}_{model}.log",
+    conda:
+        TORCH_ENV
     params:
         name=model_name,
         source=weight_source,
-    conda:
-        TORCH_ENV
     shell:
-        "python -m depthxai model-card --model {params.name:q} --weights {input.weights:q} --weights-source {params.source:q} "
-        "--out {output:q} {input.accuracy:q} 2> {log:q}"
-
-
-rule train_explainer:
-    input:
-        data="results/data/{dataset}",
-        weights=get_weights,
-    output:
-        weights="results/models/{dataset}/{model}/explainer.pt",
-        metrics="results/models/{dataset}/{model}/explainer_metrics.json",
-    log:
-        "logs/models/train_explainer_{dataset}_{model}.log",
-    benchmark:
-        "results/benchmarks/models/train_explainer_{dataset}_{model}.tsv"
-    params:
-        name=model_name,
-        explainer=json.dumps(config["methods"].get("explainer", {}), sort_keys=True),
-        seed=config["seed"],
-        device=config["device"],
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    conda:
-        TORCH_ENV
-    shell:
-        "python -m depthxai train-explainer --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
-        "--explainer {params.explainer:q} --seed {params.seed:q} --device {params.device:q} --threads {threads:q} "
-        "--out-weights {output.weights:q} --out-metrics {output.metrics:q} 2> {log:q}"
+        "python -m depthxai model-card --model {params.name:q} --weights {input.weights:q} "
+        "--weights-source {params.source:q} --out {output:q} {input.accuracy:q} 2> {log:q}"

@@ -12,15 +12,15 @@ rule predict:
         "logs/predict/{dataset}_{model}_shard-{shard}.log",
     benchmark:
         "results/benchmarks/predict/{dataset}_{model}_shard-{shard}.tsv"
+    conda:
+        TORCH_ENV
+    threads: config["threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         name=model_name,
         shards=config["shards"],
         device=config["device"],
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    conda:
-        TORCH_ENV
     shell:
         "python -m depthxai predict-split --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
         "--shard {wildcards.shard:q} --shards {params.shards:q} --device {params.device:q} --threads {threads:q} "

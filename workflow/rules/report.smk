@@ -31,12 +31,14 @@ rule tables:
     log:
         "logs/report/tables.log",
     conda:
-        "../../envs/stats.yaml"
+        STATS_ENV
     params:
         baseline=config["claims"]["baseline"],
+        out_dir=output_dir,
     shell:
-        "python -m depthxai tables --summary {input.summary:q} --friedman {input.friedman:q} --paired {input.paired:q} "
-        "--accuracy {input.accuracy:q} --baseline {params.baseline:q} --out-dir results/tables 2> {log:q}"
+        "python -m depthxai tables --summary {input.summary:q} --friedman {input.friedman:q} "
+        "--paired {input.paired:q} --accuracy {input.accuracy:q} --baseline {params.baseline:q} "
+        "--out-dir {params.out_dir:q} 2> {log:q}"
 
 
 rule figure_qualitative:
@@ -44,24 +46,24 @@ rule figure_qualitative:
         unpack(get_qualitative_inputs),
     output:
         report(
-            expand("results/figures/figure1_{{dataset}}_{{model}}.{ext}", ext=figure_formats()),
+            expand("results/figures/figure1_{{dataset}}_{{model}}.{ext}", ext=FIGURE_FORMATS),
             caption="../report/figure1.rst",
             category="Figures",
             subcategory="Figure 1: qualitative",
         ),
     log:
         "logs/report/figure1_{dataset}_{model}.log",
+    conda:
+        STATS_ENV
     params:
         name=model_name,
         n_images=config["report"]["qualitative_images"],
-        stem="results/figures/figure1_{dataset}_{model}",
-        formats=figure_formats(),
-    conda:
-        "../../envs/stats.yaml"
+        stem=output_stem,
+        formats=FIGURE_FORMATS,
     shell:
-        "python -m depthxai figure-qualitative --model {params.name:q} --data {input.data:q} --predictions {input.predictions:q} "
-        "--attributions {input.attributions:q} --n-images {params.n_images:q} --formats {params.formats:q} "
-        "--out-stem {params.stem:q} 2> {log:q}"
+        "python -m depthxai figure-qualitative --model {params.name:q} --data {input.data:q} "
+        "--predictions {input.predictions:q} --attributions {input.attributions:q} --n-images {params.n_images:q} "
+        "--formats {params.formats:q} --out-stem {params.stem:q} 2> {log:q}"
 
 
 rule figure_curves:
@@ -69,18 +71,20 @@ rule figure_curves:
         "results/evaluation/curves.csv",
     output:
         report(
-            expand("results/figures/figure2.{ext}", ext=figure_formats()),
+            expand("results/figures/figure2.{ext}", ext=FIGURE_FORMATS),
             caption="../report/figure2.rst",
             category="Figures",
         ),
     log:
         "logs/report/figure2.log",
-    params:
-        formats=figure_formats(),
     conda:
-        "../../envs/stats.yaml"
+        STATS_ENV
+    params:
+        formats=FIGURE_FORMATS,
+        stem=output_stem,
     shell:
-        "python -m depthxai figure-curves --curves {input:q} --formats {params.formats:q} --out-stem results/figures/figure2 2> {log:q}"
+        "python -m depthxai figure-curves --curves {input:q} --formats {params.formats:q} "
+        "--out-stem {params.stem:q} 2> {log:q}"
 
 
 rule figure_fidelity:
@@ -88,15 +92,70 @@ rule figure_fidelity:
         "results/evaluation/scores.csv",
     output:
         report(
-            expand("results/figures/figure3.{ext}", ext=figure_formats()),
+            expand("results/figures/figure3.{ext}", ext=FIGURE_FORMATS),
             caption="../report/figure3.rst",
             category="Figures",
         ),
     log:
         "logs/report/figure3.log",
-    params:
-        formats=figure_formats(),
     conda:
-        "../../envs/stats.yaml"
+        STATS_ENV
+    params:
+        formats=FIGURE_FORMATS,
+        stem=output_stem,
     shell:
-        "python -m depthxai figure-fidelity --scores {input:q} --formats {params.formats:q} --out-stem results/figures/figure3 2> {log:q}"
+        "python -m depthxai figure-fidelity --scores {input:q} --formats {params.formats:q} "
+        "--out-stem {params.stem:q} 2> {log:q}"
+
+
+rule claims:
+    input:
+        "results/evaluation/scores.csv",
+    output:
+        md=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        csv="results/claims.csv",
+    log:
+        "logs/science/claims.log",
+    conda:
+        STATS_ENV
+    params:
+        alpha=config["stats"]["alpha"],
+        claims=json_param("claims"),
+    shell:
+        "python -m depthxai claims --scores {input:q} --claims {params.claims:q} --alpha {params.alpha:q} "
+        "--out-md {output.md:q} --out-csv {output.csv:q} 2> {log:q}"
+
+
+rule science_report:
+    input:
+        sanity=expand("results/science/{pair}/sanity.csv", pair=PAIR_PATHS),
+        localisation=expand("results/science/{pair}/localisation.csv", pair=PAIR_PATHS),
+        object_shift=OBJECT_SHIFT_FILES,
+        scores="results/evaluation/scores.csv",
+        spearman="results/science/reliability/spearman.csv",
+        alpha="results/science/reliability/alpha.csv",
+        icc="results/science/reliability/icc.csv",
+    output:
+        figures=report(
+            expand("results/figures/{fig}.{ext}", fig=SCIENCE_FIGURES, ext=FIGURE_FORMATS),
+            caption="../report/science.rst",
+            category="Evaluation science",
+        ),
+        tables=report(
+            expand("results/tables/{table}.{ext}", table=SCIENCE_TABLES, ext=["csv", "md", "tex"]),
+            caption="../report/science_tables.rst",
+            category="Evaluation science",
+        ),
+    log:
+        "logs/science/science_report.log",
+    conda:
+        STATS_ENV
+    params:
+        formats=FIGURE_FORMATS,
+        figures_dir=lambda wildcards, output: Path(output.figures[0]).parent,
+        tables_dir=lambda wildcards, output: Path(output.tables[0]).parent,
+    shell:
+        "python -m depthxai science-report --sanity {input.sanity:q} --localisation {input.localisation:q} "
+        "--object-shift {input.object_shift:q} --scores {input.scores:q} --spearman {input.spearman:q} "
+        "--alpha-table {input.alpha:q} --icc {input.icc:q} --formats {params.formats:q} "
+        "--out-dir {params.figures_dir:q} --tables-dir {params.tables_dir:q} 2> {log:q}"

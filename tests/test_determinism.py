@@ -264,7 +264,7 @@ TABLE_WRITERS = {"to_csv", "to_json", "to_parquet", "to_pickle", "to_excel", "to
 #: Writers allowed outside atomic_path, each atomic in its own way: a download's resumable .part file (renamed into
 #: place once its hash is verified), archive entries (extracted into a staging folder that is moved in whole), and
 #: the members of NpzStreamWriter's zip (the zip itself is an atomic_path temporary, entered through an ExitStack).
-WRITE_ALLOWED = {("data/download.py", "_http_download"), ("data/download.py", "_extract_into"),
+WRITE_ALLOWED = {("data/download/fetching.py", "_http_download"), ("data/download/extraction.py", "_extract_into"),
                  ("fileio.py", "add")}
 ATOMIC_CONTEXTS = {"atomic_path", "NpzStreamWriter"}
 

@@ -186,7 +186,7 @@ def test_json_is_strict_naming_the_key(tmp_path) -> None:
 
 
 def test_a_diverging_explainer_training_names_the_epoch_and_the_setting(workspace, monkeypatch) -> None:  # noqa: F811
-    from depthxai.attribution import explainer as module
+    from depthxai.attribution.explainer import training as module  # the module whose _step_losses fit_explainer calls
 
     model = load_depth_model(MODEL, workspace["weights"])
     original = module._step_losses

@@ -57,8 +57,8 @@ import pandas as pd
 from scipy import stats
 
 from depthxai.fileio import write_text
-from depthxai.stats.run import metric_direction
 from depthxai.stats.hypothesis import complete_blocks, holm_adjust, rank_biserial
+from depthxai.stats.run import metric_direction
 from depthxai.tidy import numeric_scores
 
 VERDICTS = ("supported", "not supported", "inconclusive", "not evaluated")

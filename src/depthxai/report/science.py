@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from depthxai.report.tables import method_sort_key, write_table
+from depthxai.report.labels import method_sort_key
+from depthxai.report.render import write_table
 
 KEYS = ["dataset", "model", "method"]
 
@@ -114,7 +115,11 @@ def write_science_report(sanity: pd.DataFrame, localisation: pd.DataFrame, objec
                          formats: tuple[str, ...] | list[str] = ("png", "pdf")) -> list[Path]:
     """The science stage's figures (randomisation, metric violins, inter-method correlation heatmaps of every
     method, baselines included) and tables (:func:`science_tables`); returns the paths written."""
-    from depthxai.report.figures import figure_method_correlation, figure_metric_violins, figure_randomisation
+    from depthxai.report.figures import (
+        figure_method_correlation,
+        figure_metric_violins,
+        figure_randomisation,
+    )
 
     out = Path(figures_dir)
     paths = figure_randomisation(sanity, out / "randomisation", formats=formats)

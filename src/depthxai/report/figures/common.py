@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from depthxai.fileio import atomic_path
-from depthxai.report.tables import BASELINE_METHODS, display_name
+from depthxai.report.labels import BASELINE_METHODS, display_name
 from depthxai.stats.run import metric_direction
 
 FORMATS = ("png", "pdf", "svg")

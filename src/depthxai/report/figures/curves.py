@@ -25,7 +25,7 @@ from depthxai.report.figures.common import (
     method_colors,
     save_figure,
 )
-from depthxai.report.tables import BASELINE_METHODS, scheme_name, sort_methods
+from depthxai.report.labels import BASELINE_METHODS, scheme_name, sort_methods
 from depthxai.stats.hypothesis import bootstrap_ci
 from depthxai.tidy import require_columns
 

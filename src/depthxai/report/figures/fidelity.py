@@ -26,7 +26,7 @@ from depthxai.report.figures.common import (
     method_colors,
     save_figure,
 )
-from depthxai.report.tables import BASELINE_METHODS, sort_methods
+from depthxai.report.labels import BASELINE_METHODS, sort_methods
 from depthxai.stats.run import add_gap_metrics, metric_direction
 from depthxai.tidy import require_columns
 

@@ -22,7 +22,7 @@ from depthxai.fileio import NpzRows
 from depthxai.models.registry import ModelCard, get_card
 from depthxai.models.wrapper import crop_box, prepare_input, resize_depth
 from depthxai.report.figures.common import figure_style, save_figure
-from depthxai.report.tables import display_name, sort_methods
+from depthxai.report.labels import display_name, sort_methods
 
 
 def _as_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -28,7 +28,7 @@ from depthxai.report.figures.common import (
     method_colors,
     save_figure,
 )
-from depthxai.report.tables import display_name, sort_methods
+from depthxai.report.labels import display_name, sort_methods
 from depthxai.tidy import require_columns
 
 # ------------------------------------------------------------------------------------------------ violins

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from depthxai.data.io import DatasetInfo, read_depth
+from depthxai.metrics.batched import batched_errors
 from depthxai.metrics.depth import (
     METRIC_NAMES,
     EvalProtocol,
-    batched_errors,
     clip_prediction,
     compute_depth_metrics,
     crop_mask,

@@ -138,11 +138,24 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
+def _runtime_nodes(node: ast.AST) -> list[ast.AST]:
+    """Every node under ``node`` except the bodies of ``if TYPE_CHECKING:`` (imports for type checkers only)."""
+    found, todo = [], [node]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        if isinstance(current, ast.If) and isinstance(current.test, ast.Name) and current.test.id == "TYPE_CHECKING":
+            todo += current.orelse
+            continue
+        todo += list(ast.iter_child_nodes(current))
+    return found
+
+
 def _imports(nodes: list[ast.AST], module: str) -> set[str]:
     """Absolute module names imported anywhere in these nodes (relative imports resolved against module)."""
     found: set[str] = set()
     for node in nodes:
-        for sub in ast.walk(node):
+        for sub in _runtime_nodes(node):
             if isinstance(sub, ast.Import):
                 found.update(alias.name for alias in sub.names)
             elif isinstance(sub, ast.ImportFrom):
@@ -239,8 +252,10 @@ def test_model_rules_take_cuda_env_and_a_gpu_exactly_when_the_config_asks_for_on
     gpu_rules = {"predict", "attribute", "evaluate", "train_explainer", "sanity", "localisation", "object_shift",
                  "attribute_repeat", "evaluate_repeat", "retrain_explainer", "predict_retrained",
                  "attribute_retrained", "evaluate_retrained"}
-    # the smoothness of the maps is measured where the attribution methods are importable (torch env, no GPU)
-    model_rules = {"train_model", "retrain_model", "model_card", "smoothness", "smoothness_retrained", *gpu_rules}
+    # the smoothness of the maps is measured where the attribution methods are importable, and Figure 1's panels
+    # where the model cards' input preparation is (torch env, no GPU)
+    model_rules = {"train_model", "retrain_model", "model_card", "smoothness", "smoothness_retrained",
+                   "qualitative_panels", *gpu_rules}
     for preset, device_env, gpus in (("default", "torch.yaml", 0), ("paper", "torch-cuda.yaml", 1)):
         rules = workflow_rules(preset)
         assert model_rules <= set(rules), sorted(model_rules - set(rules))
@@ -282,6 +297,14 @@ def test_import_scan_finds_known_dependencies() -> None:
     assert {"h5py", "scipy", "numpy", "pandas"} <= third_party_imports("prepare-nyu")
     assert "torch" not in third_party_imports("synthesize")
     assert "gdown" not in third_party_imports("fetch")
+    # the statistics and figures read files only (Figure 1 reads the panels the torch env wrote)
+    for command in ("stats", "figure-qualitative", "claims"):
+        assert "torch" not in third_party_imports(command), command
+    assert "torch" in third_party_imports("qualitative-panels")
+    # an import for type checkers only never runs; one in a function does
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\nelse:\n    import json\n"
+                     "def f():\n    import scipy\n")
+    assert _imports([tree], "depthxai.x") == {"typing", "json", "scipy"}
 
 
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))

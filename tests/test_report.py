@@ -17,6 +17,8 @@ from scipy import stats
 
 from depthxai.data.io import DatasetInfo, write_dataset_info, write_depth, write_index, write_rgb
 from depthxai.errors import DataError
+from depthxai.evaluation.panels import QualitativePanel, read_panels, relevance_display, write_panels
+from depthxai.evaluation.qualitative import qualitative_panels
 from depthxai.fileio import write_npz
 from depthxai.models.registry import ModelCard
 from depthxai.report import figures
@@ -497,7 +499,7 @@ def qualitative_inputs(tmp_path):
 
 def test_qualitative_panels_align_the_inputs(qualitative_inputs) -> None:
     root, predictions, attributions, card, natives, maps = qualitative_inputs
-    card_out, panels = figures.qualitative_panels(root, predictions, attributions, model=card, n_images=3)
+    card_out, panels = qualitative_panels(root, predictions, attributions, model=card, n_images=3)
     assert card_out is card
     assert [p.image_id for p in panels] == ["test_000", "test_002", "test_004"]  # spread over the sorted ids
     panel = panels[1]
@@ -512,26 +514,48 @@ def test_qualitative_panels_align_the_inputs(qualitative_inputs) -> None:
                                rtol=1e-6)
     assert figures.depth_range(panels)[1] <= 8.0
     with pytest.raises(DataError, match="test_999"):
-        figures.qualitative_panels(root, predictions, attributions, model=card, image_ids=["test_999"])
+        qualitative_panels(root, predictions, attributions, model=card, image_ids=["test_999"])
     with pytest.raises(DataError, match="in none of"):
-        figures.qualitative_panels(root, predictions[:1], attributions, model=card, image_ids=["test_000"])
-    assert figures.relevance_display(np.zeros((2, 2))).max() == 0
+        qualitative_panels(root, predictions[:1], attributions, model=card, image_ids=["test_000"])
+    assert relevance_display(np.zeros((2, 2))).max() == 0
+
+
+def test_qualitative_panels_file_round_trip_is_exact(qualitative_inputs, tmp_path) -> None:
+    root, predictions, attributions, card, _, _ = qualitative_inputs
+    _, panels = qualitative_panels(root, predictions, attributions, model=card, image_ids=["test_004", "test_001"])
+    no_truth = QualitativePanel("no_depth", panels[0].rgb, None, panels[0].prediction, panels[0].relevance)
+    write_panels(tmp_path / "p.npz", "meter_xxs", "synthindoor", [*panels, no_truth], percentile=97.5)
+    back = read_panels(tmp_path / "p.npz")
+    assert (back.model, back.dataset, back.percentile, back.size) == ("meter_xxs", "synthindoor", 97.5, (16, 24))
+    assert [p.image_id for p in back.panels] == ["test_004", "test_001", "no_depth"]
+    assert back.methods == ["saliency", "ig"] and back.panels[2].ground_truth is None
+    for ours, theirs in zip(panels, back.panels):
+        for name in ("rgb", "ground_truth", "prediction"):  # bit for bit, dtype included
+            a, b = getattr(ours, name), getattr(theirs, name)
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        assert all(ours.relevance[m].tobytes() == theirs.relevance[m].tobytes() for m in ours.relevance)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="bad.npz"):
+        read_panels(tmp_path / "bad.npz")
 
 
 def test_figure_qualitative_written_and_byte_identical(qualitative_inputs, tmp_path) -> None:
     root, predictions, attributions, card, _, _ = qualitative_inputs
     ids = ["test_001", "test_003"]
-    fig = figures.plot_qualitative(root, predictions, attributions, model=card, image_ids=ids)
-    first = figures.figure_qualitative(root, predictions, attributions, tmp_path / "a", model=card, image_ids=ids,
-                                       dpi=DPI)
-    second = figures.figure_qualitative(root, predictions, attributions, tmp_path / "b", model=card, image_ids=ids,
-                                        dpi=DPI)
+    _, panels = qualitative_panels(root, predictions, {"ig": attributions["ig"], "saliency": attributions["saliency"]},
+                                   model=card, image_ids=ids)
+    write_panels(tmp_path / "panels.npz", "meter_xxs", "synthindoor", panels)
+    fig = figures.plot_qualitative(tmp_path / "panels.npz")
+    first = figures.figure_qualitative(tmp_path / "panels.npz", tmp_path / "a", dpi=DPI)
+    second = figures.figure_qualitative(tmp_path / "panels.npz", tmp_path / "b", dpi=DPI)
     _check_written(first, fig)
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     titles = [ax.get_title() for ax in fig.axes]
     assert {"Input", "Ground truth", "Prediction", "Saliency", "IG"} <= set(titles)
+    # the panels file holds IG first; the figure shows the methods in the canonical order
+    assert [t for t in titles if t] == ["Input", "Ground truth", "Prediction", "Saliency", "IG"]
     # Stacked layout (one column per image) keeps every panel; an SVG is reproducible too.
-    stacked = figures.plot_qualitative(root, predictions, attributions, model=card, image_ids=ids, layout="columns")
+    stacked = figures.plot_qualitative(tmp_path / "panels.npz", layout="columns")
     assert {"test_001", "test_003"} <= {ax.get_title() for ax in stacked.axes}
     svg_a = figures.save_figure(stacked, tmp_path / "s1", formats=("svg",), dpi=DPI)[0].read_bytes()
     svg_b = figures.save_figure(stacked, tmp_path / "s2", formats=("svg",), dpi=DPI)[0].read_bytes()

@@ -20,11 +20,10 @@ from depthxai.data.io import DatasetInfo, write_dataset_info, write_depth, write
 from depthxai.errors import DataError
 from depthxai.evaluation.run import EvaluationConfig, evaluate_split
 from depthxai.evaluation.perturbation import PerturbationConfig
-from depthxai.fileio import NpzRows, NpzStreamWriter
+from depthxai.fileio import NpzRows, NpzStreamWriter, read_npz_ids, read_npz_rows
 from depthxai.models.predict import predict_split, predict_to_file, read_predictions, write_predictions
 from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
-from depthxai.report.figures import _file_ids, _rows_by_id
 
 IDS = ["a0", "a1", "b2", "c3"]
 FRAME = (20, 24)
@@ -119,7 +118,7 @@ def test_rows_read_one_member_at_a_time_and_the_stacked_layout(tmp_path: Path,
     old = read_predictions(tmp_path / "old.npz")
     np.testing.assert_array_equal(old["native"][3], rows[3])
     np.testing.assert_array_equal(np.asarray(old["native"]), rows)
-    assert _rows_by_id([tmp_path / "old.npz"], ["c3"], "native")["c3"].tolist() == rows[3].tolist()
+    assert read_npz_rows([tmp_path / "old.npz"], ["c3"], "native")["c3"].tolist() == rows[3].tolist()
     # errors name the file
     with np.load(tmp_path / "p.npz") as data:
         with pytest.raises(KeyError, match="maps"):
@@ -191,9 +190,9 @@ def test_streamed_stages_equal_the_in_memory_ones(dataset: Path, tmp_path: Path)
         assert back["meta"] == json.loads(str(in_memory["meta"])) and back["meta"]["p"] == 1
         np.testing.assert_array_equal(np.asarray(back["maps"]), in_memory["maps"])
         np.testing.assert_array_equal(back["convergence_delta"], in_memory["convergence_delta"])
-        # the report reads single images from shard files
-        assert _file_ids(tmp_path / f"{method.name}.npz") == IDS
-        picked = _rows_by_id([tmp_path / f"{method.name}.npz"], ["b2"], "maps")
+        # Figure 1's panels read single images from shard files
+        assert read_npz_ids(tmp_path / f"{method.name}.npz") == IDS
+        picked = read_npz_rows([tmp_path / f"{method.name}.npz"], ["b2"], "maps")
         np.testing.assert_array_equal(picked["b2"], in_memory["maps"][2])
 
         # the evaluation reads one image at a time from the files and gives the in-memory tables

@@ -315,6 +315,42 @@ class NpzRows(Sequence[np.ndarray]):
         return stacked if dtype is None else stacked.astype(dtype)
 
 
+def read_npz_ids(path: str | os.PathLike[str]) -> list[str]:
+    """The ``ids`` array of a shard file, as strings.
+
+    Raises:
+        DataError: the file is unreadable or has no ``ids`` array (names the file).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return [str(i) for i in data["ids"]]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: unreadable .npz with an 'ids' array ({exc}); rerun the rule that writes it") from exc
+
+
+def read_npz_rows(paths: Sequence[str | os.PathLike[str]], ids: Sequence[str], key: str) -> dict[str, np.ndarray]:
+    """``{id: array}`` of the per-image arrays ``key`` (``<key>/<id>`` members, or rows of one stacked ``key``
+    array) for ``ids``, looked up in shard files in any order; only the wanted images are read.
+
+    Raises:
+        DataError: a file is unreadable or lacks ``key``, or an image is in none of the files.
+    """
+    wanted = set(ids)
+    out: dict[str, np.ndarray] = {}
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                file_ids = [str(i) for i in data["ids"]]
+                rows = NpzRows(data, key, file_ids)
+                out.update({i: rows.row(i) for i in file_ids if i in wanted and i not in out})
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); rerun the rule that writes it") from exc
+    absent = [i for i in ids if i not in out]
+    if absent:
+        raise DataError(f"images {absent} are in none of {[str(p) for p in paths]}")
+    return out
+
+
 def write_csv(path: str | os.PathLike[str], table: pd.DataFrame, float_format: str = "%.9g") -> None:
     """Write a table as CSV atomically, with a fixed float format and line ending so reruns are byte-identical."""
     with atomic_path(path) as tmp:

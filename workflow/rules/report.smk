@@ -41,9 +41,27 @@ rule tables:
         "--out-dir {params.out_dir:q} 2> {log:q}"
 
 
-rule figure_qualitative:
+rule qualitative_panels:
     input:
         unpack(get_qualitative_inputs),
+    output:
+        "results/figures/panels/figure1_{dataset}_{model}.npz",
+    log:
+        "logs/report/figure1_panels_{dataset}_{model}.log",
+    conda:
+        TORCH_ENV
+    params:
+        name=model_name,
+        n_images=config["report"]["qualitative_images"],
+    shell:
+        "python -m depthxai qualitative-panels --model {params.name:q} --data {input.data:q} "
+        "--predictions {input.predictions:q} --attributions {input.attributions:q} --n-images {params.n_images:q} "
+        "--out {output:q} 2> {log:q}"
+
+
+rule figure_qualitative:
+    input:
+        "results/figures/panels/figure1_{dataset}_{model}.npz",
     output:
         report(
             expand("results/figures/figure1_{{dataset}}_{{model}}.{ext}", ext=FIGURE_FORMATS),
@@ -56,14 +74,11 @@ rule figure_qualitative:
     conda:
         STATS_ENV
     params:
-        name=model_name,
-        n_images=config["report"]["qualitative_images"],
         stem=output_stem,
         formats=FIGURE_FORMATS,
     shell:
-        "python -m depthxai figure-qualitative --model {params.name:q} --data {input.data:q} "
-        "--predictions {input.predictions:q} --attributions {input.attributions:q} --n-images {params.n_images:q} "
-        "--formats {params.formats:q} --out-stem {params.stem:q} 2> {log:q}"
+        "python -m depthxai figure-qualitative --panels {input:q} --formats {params.formats:q} "
+        "--out-stem {params.stem:q} 2> {log:q}"
 
 
 rule figure_curves:

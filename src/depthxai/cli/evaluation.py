@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from depthxai.cli.common import add_command, json_arg, load_model, model_args
+from depthxai.cli.common import add_command, json_arg, load_model, model_args, positive_int
 
 log = logging.getLogger("depthxai")
 
@@ -41,6 +41,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
     write_csv(args.out_curves, with_labels(curves, labels))
 
 
+def run_qualitative_panels(args: argparse.Namespace) -> None:
+    from depthxai.attribution.run import read_attributions
+    from depthxai.data.io import read_dataset_info
+    from depthxai.evaluation.panels import write_panels
+    from depthxai.evaluation.qualitative import qualitative_panels
+
+    by_method: dict[str, list[Path]] = {}
+    for path in args.attributions:
+        by_method.setdefault(read_attributions(path)["meta"]["method"], []).append(path)
+    card, panels = qualitative_panels(args.data, args.predictions, by_method, model=args.model, n_images=args.n_images,
+                                      image_ids=args.images)
+    write_panels(args.out, f"{card.arch}_{card.variant}", read_dataset_info(args.data).name, panels)
+
+
 def run_merge(args: argparse.Namespace) -> None:
     from depthxai.fileio import write_csv
     from depthxai.tidy import concat_tidy
@@ -67,6 +81,16 @@ def register(sub: Any) -> None:
                         "training seed of the model and explainer")
     p.add_argument("--out-scores", type=Path, required=True)
     p.add_argument("--out-curves", type=Path, required=True)
+
+    p = add_command(sub, "qualitative-panels", "what Figure 1 shows of a few images (input, ground truth, prediction, "
+                    "each method's map in the network's frame), for figure-qualitative", run_qualitative_panels)
+    p.add_argument("--model", required=True, help="registry name <arch>_<variant>_<dataset>")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, nargs="+", required=True)
+    p.add_argument("--attributions", type=Path, nargs="+", required=True)
+    p.add_argument("--n-images", type=positive_int, default=4, help="images spread evenly over the sorted ids")
+    p.add_argument("--images", nargs="+", default=None, help="these image ids instead, in this order")
+    p.add_argument("--out", type=Path, required=True, help="the panels .npz")
 
     p = add_command(sub, "merge", "concatenate tidy CSVs (shards, methods) into one, sorted, byte-stable", run_merge)
     p.add_argument("--out", type=Path, required=True)

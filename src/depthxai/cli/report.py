@@ -33,14 +33,9 @@ def run_tables(args: argparse.Namespace) -> None:
 
 
 def run_figure_qualitative(args: argparse.Namespace) -> None:
-    from depthxai.attribution.run import read_attributions
     from depthxai.report.figures import figure_qualitative
 
-    by_method: dict[str, list[Path]] = {}
-    for path in args.attributions:
-        by_method.setdefault(read_attributions(path)["meta"]["method"], []).append(path)
-    figure_qualitative(args.data, args.predictions, by_method, args.out_stem, model=args.model,
-                       n_images=args.n_images, formats=args.formats)
+    figure_qualitative(args.panels, args.out_stem, layout=args.layout, formats=args.formats)
 
 
 def run_figure_curves(args: argparse.Namespace) -> None:
@@ -82,12 +77,9 @@ def register(sub: Any) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
 
     p = add_command(sub, "figure-qualitative", "Figure 1: image, ground truth, prediction and each method's map for "
-                    "a few images", run_figure_qualitative)
-    p.add_argument("--model", required=True, help="registry name <arch>_<variant>_<dataset>")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--predictions", type=Path, nargs="+", required=True)
-    p.add_argument("--attributions", type=Path, nargs="+", required=True)
-    p.add_argument("--n-images", type=int, default=4)
+                    "a few images, from the qualitative-panels file", run_figure_qualitative)
+    p.add_argument("--panels", type=Path, required=True, help="the qualitative-panels .npz")
+    p.add_argument("--layout", choices=("auto", "rows", "columns"), default="auto")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])
     p.add_argument("--out-stem", type=Path, required=True)
 

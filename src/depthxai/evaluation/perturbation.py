@@ -282,7 +282,7 @@ class GroundTruth:
 class ReferenceMap:
     """One reference depth map, prepared once for scoring many predictions against it by RMSE and AbsRel.
 
-    The same quantities as ``rmse`` and ``abs_rel`` of :func:`~depthxai.metrics.depth.batched_errors`
+    The same quantities as ``rmse`` and ``abs_rel`` of :func:`~depthxai.metrics.batched.batched_errors`
     (the reference in the ground truth's role), computed for speed: only the mask's bounding box is visited,
     ``1 / ref`` (0 off the mask), the mask and its pixel count are computed once, the per-pixel terms are float32
     and the sums float64 (per row, then over rows), which agrees with the float64 formulas to ~1e-8 relative at a

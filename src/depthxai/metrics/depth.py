@@ -21,9 +21,10 @@ ashutosh1807/PixelFormer, the same as BTS) is, per image:
 
 Dataset-level numbers are the mean of the per-image metrics (as the official eval averages them).
 
-Two implementations of the formulas exist on purpose: :func:`compute_depth_metrics` (NumPy) is the
-reference evaluation of one image; :func:`batched_errors` (PyTorch) compares a whole batch of predictions
-(e.g. one per perturbation fraction) with one reference map in a single pass. The tests hold them equal.
+Two implementations of the formulas exist on purpose: :func:`compute_depth_metrics` (NumPy, here) is the
+reference evaluation of one image; :func:`depthxai.metrics.batched.batched_errors` (PyTorch) compares a whole
+batch of predictions (e.g. one per perturbation fraction) with one reference map in a single pass. The tests hold
+them equal. This module needs NumPy alone: the statistics read the metric names here and run without PyTorch.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 
 from depthxai.data.io import EVAL_CROPS, DatasetInfo
 
-if TYPE_CHECKING:  # PyTorch only for the tensor paths: the statistics, which read metric names here, run without it
+if TYPE_CHECKING:  # a tensor is clipped through its own methods: no PyTorch import at run time
     import torch
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -60,7 +61,7 @@ EIGEN_COLS = (41, 601)
 # Garg et al. (ECCV 2016) crop for KITTI, as fractions of (H, W): top, bottom, left, right.
 GARG_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 
-_DELTA_BASE = 1.25
+DELTA_BASE = 1.25
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,9 @@ def clip_prediction(pred: np.ndarray | torch.Tensor, min_depth: float, max_depth
             broken model into believable AbsRel and RMSE; here it is an error (the prediction stage names the image).
     """
     if not isinstance(pred, np.ndarray) and type(pred).__module__.startswith("torch"):
-        import torch
-
-        if not bool(torch.isfinite(pred).all()):
+        if not bool(pred.isfinite().all()):
             raise ValueError("the prediction holds NaN or inf values")
-        out = pred if pred.is_floating_point() else pred.to(torch.float64)
+        out = pred if pred.is_floating_point() else pred.double()
         return out.clamp(min_depth, max_depth)
     arr = np.asarray(pred)
     if not np.issubdtype(arr.dtype, np.floating):
@@ -203,9 +202,9 @@ def compute_depth_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | N
         "rmse_log": float(np.sqrt(mean_sq_log)),
         "log10": float(np.mean(np.abs(np.log10(p) - np.log10(g)))),
         "silog": float(np.sqrt(max(mean_sq_log - np.mean(log_err) ** 2, 0.0)) * 100.0),
-        "delta1": float(np.mean(ratio < _DELTA_BASE)),
-        "delta2": float(np.mean(ratio < _DELTA_BASE**2)),
-        "delta3": float(np.mean(ratio < _DELTA_BASE**3)),
+        "delta1": float(np.mean(ratio < DELTA_BASE)),
+        "delta2": float(np.mean(ratio < DELTA_BASE**2)),
+        "delta3": float(np.mean(ratio < DELTA_BASE**3)),
     }
 
 
@@ -226,53 +225,3 @@ def evaluate_depth(pred: np.ndarray, gt: np.ndarray, protocol: EvalProtocol | Da
     mask = eval_mask(gt, protocol.min_depth, protocol.max_depth, protocol.crop)
     clipped = clip_prediction(np.asarray(pred), protocol.min_depth, protocol.max_depth)
     return compute_depth_metrics(clipped, gt, mask)
-
-
-def batched_errors(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The metrics of :data:`METRIC_NAMES` between each of ``B`` predictions and one reference map.
-
-    Used to compare, at many perturbation fractions at once, perturbed predictions with the unperturbed
-    prediction or with the ground truth. ``ref`` plays the ground truth's role in the formulas.
-
-    Args:
-        pred: ``(B, H, W)`` depths in metres (any float dtype, any device).
-        ref: ``(H, W)`` reference depths in metres.
-        mask: ``(H, W)`` bool, the pixels to evaluate (at least one).
-
-    Returns:
-        ``{name: tensor (B,)}`` in float64 for every name in :data:`METRIC_NAMES`, on ``pred``'s device.
-        Values are computed in float64 as :func:`compute_depth_metrics` does; no clipping is applied, so the
-        log metrics and ``delta*`` are meaningful only where ``pred`` and ``ref`` are positive on the mask
-        (use :func:`clip_prediction` first, as the official eval does).
-    """
-    if pred.ndim != 3:
-        raise ValueError(f"pred must be (B, H, W), got shape {tuple(pred.shape)}")
-    if ref.shape != pred.shape[1:] or mask.shape != pred.shape[1:]:
-        raise ValueError(
-            f"ref and mask must be (H, W) = {tuple(pred.shape[1:])}, got {tuple(ref.shape)} and {tuple(mask.shape)}"
-        )
-    import torch
-
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
-    mask = mask.to(pred.device)
-    if not bool(mask.any()):
-        raise ValueError("no valid pixel to evaluate (empty mask)")
-    p = pred[:, mask].to(torch.float64)  # (B, N)
-    r = ref.to(pred.device)[mask].to(torch.float64)  # (N,)
-
-    ratio = torch.maximum(r / p, p / r)
-    diff = r - p
-    log_err = torch.log(p) - torch.log(r)
-    mean_sq_log = (log_err**2).mean(dim=1)
-    return {
-        "abs_rel": (diff.abs() / r).mean(dim=1),
-        "sq_rel": (diff**2 / r).mean(dim=1),
-        "rmse": (diff**2).mean(dim=1).sqrt(),
-        "rmse_log": mean_sq_log.sqrt(),
-        "log10": (torch.log10(p) - torch.log10(r)).abs().mean(dim=1),
-        "silog": (mean_sq_log - log_err.mean(dim=1) ** 2).clamp_min(0.0).sqrt() * 100.0,
-        "delta1": (ratio < _DELTA_BASE).to(torch.float64).mean(dim=1),
-        "delta2": (ratio < _DELTA_BASE**2).to(torch.float64).mean(dim=1),
-        "delta3": (ratio < _DELTA_BASE**3).to(torch.float64).mean(dim=1),
-    }

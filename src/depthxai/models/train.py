@@ -49,7 +49,7 @@ from depthxai.metrics.depth import evaluate_depth
 from depthxai.fileio import write_json
 from depthxai.models.checkpoint import save_state_dict
 from depthxai.models.registry import ModelCard, build_model, get_card
-from depthxai.models.wrapper import DepthModel, crop_box, prepare_input
+from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth_nearest
 
 #: Weight of the squared mean log error subtracted in SILog (BTS / PixelFormer use 0.85).
 SILOG_VARIANCE_FOCUS = 0.85
@@ -130,16 +130,6 @@ def _split_rows(data_root: Path, split: str) -> list[tuple[str, Path, Path]]:
         raise DataError(f"{data_root / 'index.csv'}: no images in split {split!r}; prepare the dataset with a "
                         f"non-empty {split} split")
     return [(row.id, data_root / row.rgb, data_root / row.depth) for row in index.itertuples()]
-
-
-def resize_depth_nearest(depth: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize depth maps ``(..., H, W)`` by nearest neighbour (pixel centres), so that no invalid zero is
-    averaged into a valid depth."""
-    if tuple(depth.shape[-2:]) == tuple(size):
-        return depth
-    lead = depth.shape[:-2]
-    flat = depth.reshape(-1, 1, *depth.shape[-2:])
-    return F.interpolate(flat, size=size, mode="nearest-exact").reshape(*lead, *size)
 
 
 def load_training_images(data_root: str | Path, split: str, card: ModelCard, info: DatasetInfo) -> TrainingImages:

@@ -71,6 +71,16 @@ def resize_depth(depth: Tensor, size: tuple[int, ...]) -> Tensor:
     return F.interpolate(depth, size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def resize_depth_nearest(depth: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize depth maps ``(..., H, W)`` by nearest neighbour (pixel centres, PyTorch's ``nearest-exact``), so that no invalid zero is
+    averaged into a valid depth."""
+    if tuple(depth.shape[-2:]) == tuple(size):
+        return depth
+    lead = depth.shape[:-2]
+    flat = depth.reshape(-1, 1, *depth.shape[-2:])
+    return F.interpolate(flat, size=size, mode="nearest-exact").reshape(*lead, *size)
+
+
 def load_depth_model(name: str, weights: str | Path | None = None, device: str | torch.device = "cpu") -> DepthModel:
     """Build ``name``, load ``weights`` strictly (``weights_only=True``) if given, and return it in eval mode."""
     card = get_card(name)

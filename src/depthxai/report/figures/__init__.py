@@ -12,7 +12,8 @@ Each figure has a ``plot_*`` function that returns the :class:`Figure` (to tweak
 ``figure_*`` function that plots and saves it as ``<stem>.<format>`` for each requested format.
 
 One job per module: :mod:`~depthxai.report.figures.common` (style, colours, labels, facets,
-:func:`save_figure`), :mod:`~depthxai.report.figures.qualitative` (Figure 1),
+:func:`save_figure`), :mod:`~depthxai.report.figures.qualitative` (Figure 1, from the panels file of
+:mod:`depthxai.evaluation.panels`),
 :mod:`~depthxai.report.figures.curves` (Figure 2), :mod:`~depthxai.report.figures.fidelity` (Figure 3) and
 :mod:`~depthxai.report.figures.science` (metric violins, method correlations, randomisation).
 """
@@ -44,16 +45,7 @@ from depthxai.report.figures.fidelity import (
     figure_fidelity_vs_conventional,
     plot_fidelity_vs_conventional,
 )
-from depthxai.report.figures.qualitative import (
-    QualitativePanel,
-    depth_range,
-    figure_qualitative,
-    plot_qualitative,
-    qualitative_panels,
-    relevance_display,
-)
-from depthxai.report.figures.qualitative import _file_ids as _file_ids
-from depthxai.report.figures.qualitative import _rows_by_id as _rows_by_id
+from depthxai.report.figures.qualitative import depth_range, figure_qualitative, plot_qualitative
 from depthxai.report.figures.science import (
     DEFAULT_VIOLIN_METRICS,
     SANITY_LABELS,
@@ -78,7 +70,6 @@ __all__ = [
     "SANITY_LABELS",
     "SANITY_PANEL_METRICS",
     "STYLE",
-    "QualitativePanel",
     "curve_bands",
     "curve_schemes",
     "depth_range",
@@ -98,7 +89,5 @@ __all__ = [
     "plot_metric_violins",
     "plot_qualitative",
     "plot_randomisation",
-    "qualitative_panels",
-    "relevance_display",
     "save_figure",
 ]

@@ -1,174 +1,21 @@
 """Figure 1: per image, the input, the ground truth, the prediction and one attribution map per method, all
-in the frame the network sees; the shard files of the prediction and attribution stages are read here, only the
-requested images.
+in the frame the network sees. The figure reads the panels file that the rule ``qualitative_panels`` wrote
+(:mod:`depthxai.evaluation.panels`); it loads no model and needs no PyTorch.
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from depthxai.data.io import read_dataset_info, read_depth, read_index, read_rgb
-from depthxai.errors import DataError
-from depthxai.fileio import NpzRows
-from depthxai.models.registry import ModelCard, get_card
-from depthxai.models.wrapper import crop_box, prepare_input, resize_depth
+from depthxai.evaluation.panels import QualitativePanel, QualitativePanels, read_panels
 from depthxai.report.figures.common import figure_style, save_figure
 from depthxai.report.labels import display_name, sort_methods
-
-
-def _as_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
-    if isinstance(paths, (str, os.PathLike)):
-        return [Path(paths)]
-    return [Path(p) for p in paths]
-
-
-def _file_ids(path: Path) -> list[str]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return [str(i) for i in data["ids"]]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: unreadable .npz with an 'ids' array ({exc}); rerun the rule that writes it") from exc
-
-
-def _rows_by_id(paths: Sequence[Path], ids: Sequence[str], key: str) -> dict[str, np.ndarray]:
-    """``{id: array}`` of the per-image arrays ``key`` (``<key>/<id>`` members, or rows of one stacked ``key``
-    array) for ``ids``, looked up in shard files; only the wanted images are read."""
-    wanted = set(ids)
-    out: dict[str, np.ndarray] = {}
-    for path in paths:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                file_ids = [str(i) for i in data["ids"]]
-                rows = NpzRows(data, key, file_ids)
-                out.update({i: rows.row(i) for i in file_ids if i in wanted and i not in out})
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); rerun the rule that writes it") from exc
-    absent = [i for i in ids if i not in out]
-    if absent:
-        raise DataError(f"images {absent} are in none of {[str(p) for p in paths]}")
-    return out
-
-
-def _resolve_card(model: str | ModelCard, dataset: str) -> ModelCard:
-    if isinstance(model, ModelCard):
-        return model
-    return get_card(model if model.count("_") >= 2 else f"{model}_{dataset}")
-
-
-def _nearest_resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of ``(H, W)`` to ``size`` (keeps invalid ground-truth pixels crisp)."""
-    h, w = array.shape
-    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
-    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
-    return array[np.ix_(rows, cols)]
-
-
-def _bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).reshape(1, 1, *array.shape[-2:])
-    return resize_depth(tensor, size)[0, 0].numpy()
-
-
-def relevance_display(relevance: np.ndarray, percentile: float = 99.0) -> np.ndarray:
-    """Attribution magnitude scaled to [0, 1] for display: ``|r| / percentile(|r|)``, clipped (robust to a
-    few extreme pixels); an all-zero map stays zero."""
-    magnitude = np.abs(np.asarray(relevance, dtype=np.float64))
-    scale = float(np.percentile(magnitude, percentile))
-    if not np.isfinite(scale) or scale <= 0:
-        scale = float(magnitude.max())
-    return np.clip(magnitude / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(magnitude)
-
-
-def _default_ids(common: Sequence[str], n_images: int) -> list[str]:
-    """``n_images`` ids spread evenly over the sorted ``common`` ids (deterministic)."""
-    ordered = sorted(common)
-    if len(ordered) <= n_images:
-        return ordered
-    picks = np.linspace(0, len(ordered) - 1, n_images).round().astype(int)
-    return [ordered[k] for k in picks]
-
-
-@dataclass(frozen=True)
-class QualitativePanel:
-    """What Figure 1 shows of one image, all in the network's input frame ``(h, w)`` = ``card.input_size``.
-
-    Attributes:
-        image_id: the image.
-        rgb: ``(h, w, 3)`` float in [0, 1], the input as the network receives it (crop, resize).
-        ground_truth: ``(h, w)`` metres, NaN where there is no valid ground truth (outside the dataset's depth
-            range or 0), nearest-neighbour resampled; ``None`` for an image without a depth file.
-        prediction: ``(h, w)`` metres, bilinear from the network's output grid.
-        relevance: ``{method: (h, w)}`` in [0, 1], see :func:`relevance_display`.
-    """
-
-    image_id: str
-    rgb: np.ndarray
-    ground_truth: np.ndarray | None
-    prediction: np.ndarray
-    relevance: dict[str, np.ndarray]
-
-
-def qualitative_panels(data_root: str | os.PathLike[str],
-                       predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                       attributions: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]]], *,
-                       model: str | ModelCard, image_ids: Sequence[str] | None = None, n_images: int = 4,
-                       percentile: float = 99.0) -> tuple[ModelCard, list[QualitativePanel]]:
-    """Load and align what Figure 1 shows (see :func:`plot_qualitative` for the arguments).
-
-    Returns:
-        ``(card, panels)``: the model card and one :class:`QualitativePanel` per image, in the order of
-        ``image_ids``; methods in :data:`depthxai.report.tables.METHOD_ORDER`.
-
-    Raises:
-        DataError: a file is unreadable or lacks a requested image.
-    """
-    if not attributions:
-        raise ValueError("Figure 1 needs the attribution files of at least one method")
-    info = read_dataset_info(data_root)
-    card = _resolve_card(model, info.name)
-    prediction_paths = _as_paths(predictions)
-    method_paths = {m: _as_paths(attributions[m]) for m in sort_methods(list(attributions))}
-    index = read_index(data_root).set_index("id")
-    if image_ids is None:
-        common = set(index.index)
-        for paths in [prediction_paths, *method_paths.values()]:
-            common &= {i for p in paths for i in _file_ids(p)}
-        if not common:
-            raise DataError(f"no image is in the dataset {data_root}, the predictions and every attribution file")
-        image_ids = _default_ids(sorted(common), n_images)
-    image_ids = [str(i) for i in image_ids]
-    unknown = [i for i in image_ids if i not in index.index]
-    if unknown:
-        raise DataError(f"{Path(data_root) / 'index.csv'}: no image with id {unknown}")
-    natives = _rows_by_id(prediction_paths, image_ids, "native")
-    maps = {m: _rows_by_id(paths, image_ids, "maps") for m, paths in method_paths.items()}
-    size = (int(card.input_size[0]), int(card.input_size[1]))
-    panels = []
-    for image_id in image_ids:
-        entry = index.loc[image_id]
-        rgb = prepare_input(read_rgb(Path(data_root) / entry["rgb"]), card).permute(1, 2, 0).numpy()
-        ground_truth = None
-        if entry["depth"]:
-            depth = read_depth(Path(data_root) / entry["depth"], info.depth_scale)
-            top, left, ch, cw = crop_box(card, depth.shape)
-            depth = _nearest_resize(depth[top : top + ch, left : left + cw], size)
-            ground_truth = np.where((depth > info.min_depth) & (depth < info.max_depth), depth, np.nan)
-        native = np.asarray(natives[image_id], dtype=np.float32)
-        prediction = _bilinear(native.reshape(-1, *native.shape[-2:])[0], size)
-        relevance = {}
-        for method in method_paths:
-            raw = np.asarray(maps[method][image_id], dtype=np.float32)
-            relevance[method] = relevance_display(raw if raw.shape == size else _bilinear(raw, size), percentile)
-        panels.append(QualitativePanel(image_id, rgb, ground_truth, prediction, relevance))
-    return card, panels
 
 
 def depth_range(panels: Sequence[QualitativePanel]) -> tuple[float, float]:
@@ -179,44 +26,34 @@ def depth_range(panels: Sequence[QualitativePanel]) -> tuple[float, float]:
     return low, (high if high > low else low + 1e-3)
 
 
-def plot_qualitative(data_root: str | os.PathLike[str],
-                     predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                     attributions: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]]], *,
-                     model: str | ModelCard, image_ids: Sequence[str] | None = None, n_images: int = 4,
-                     depth_cmap: str = "magma_r", relevance_cmap: str = "inferno", percentile: float = 99.0,
-                     layout: str = "auto") -> Figure:
+def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, depth_cmap: str = "magma_r",
+                     relevance_cmap: str = "inferno", layout: str = "auto") -> Figure:
     """Figure 1 for one (dataset, model): per image the input, ground truth, prediction and one map per method.
 
     Everything is shown in the frame the network sees (the model card's crop and input size): the input as the
     network receives it, the ground truth (nearest-neighbour resampled; pixels without valid ground truth in
     grey), the prediction (bilinear from the network's output grid). Ground truth and prediction share one
     colour map and range (:func:`depth_range`) and one colour bar in metres. Each attribution map is shown as
-    its magnitude scaled by its own ``percentile`` (:func:`relevance_display`), blended over a grey copy of the
-    input (opacity grows with relevance), with one shared colour bar.
+    its magnitude scaled by its own percentile (:func:`depthxai.evaluation.panels.relevance_display`), blended
+    over a grey copy of the input (opacity grows with relevance), with one shared colour bar.
 
     Args:
-        data_root: the prepared dataset (:mod:`depthxai.data.io` layout).
-        predictions: the prediction stage's ``.npz`` file(s) (``ids``, ``native``), shards in any order.
-        attributions: ``{method: .npz file(s)}`` from the attribution stage (``ids``, ``maps`` at input size).
-        model: a :class:`ModelCard`, a registry name, or ``<arch>_<variant>`` (the dataset is appended).
-        image_ids: the images to show (in this order); default: ``n_images`` spread evenly over the sorted ids
-            that the dataset and every file hold.
+        panels: the panels, or the ``.npz`` file :func:`depthxai.evaluation.panels.write_panels` wrote.
         depth_cmap, relevance_cmap: colour maps (perceptually uniform, colour-blind safe by default).
-        percentile: the percentile of each map's magnitude shown as full relevance.
         layout: ``rows`` (one row per image), ``columns`` (one column per image, for wide frames) or ``auto``
             (``columns`` when the frame is more than twice as wide as high).
 
     Raises:
-        DataError: a file is unreadable or lacks a requested image.
+        DataError: the panels file is unreadable.
     """
     if layout not in ("auto", "rows", "columns"):
         raise ValueError(f"layout must be 'auto', 'rows' or 'columns', got {layout!r}")
-    info = read_dataset_info(data_root)
-    card, panels = qualitative_panels(data_root, predictions, attributions, model=model, image_ids=image_ids,
-                                      n_images=n_images, percentile=percentile)
-    methods = list(panels[0].relevance) if panels else []
-    size = tuple(card.input_size)
-    vmin, vmax = depth_range(panels)
+    loaded = panels if isinstance(panels, QualitativePanels) else read_panels(panels)
+    shown, percentile = loaded.panels, loaded.percentile
+    title = f"{display_name('model', loaded.model)} on {display_name('dataset', loaded.dataset)}"
+    methods = sort_methods(loaded.methods)
+    size = loaded.size
+    vmin, vmax = depth_range(shown)
     depth_map = mpl.colormaps[depth_cmap].with_extremes(bad="#A0A0A0")
     kinds = ["Input", "Ground truth", "Prediction", *(display_name("method", m) for m in methods)]
     height, width = size
@@ -224,25 +61,25 @@ def plot_qualitative(data_root: str | os.PathLike[str],
     transpose = layout == "columns" or (layout == "auto" and width > 2 * height)
     with figure_style():
         if transpose:
-            cell = min(2.1, 9.0 / len(panels))
-            figsize = (cell * len(panels) + 2.1, cell * height / width * len(kinds) + 0.6)
+            cell = min(2.1, 9.0 / len(shown))
+            figsize = (cell * len(shown) + 2.1, cell * height / width * len(kinds) + 0.6)
         else:
             cell = 1.45
-            figsize = (cell * len(kinds) + 0.2, cell * height / width * len(panels) + 1.25)
+            figsize = (cell * len(kinds) + 0.2, cell * height / width * len(shown) + 1.25)
         fig = Figure(figsize=figsize, layout="constrained")
         fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.01, hspace=0.01)
         # grid[k, i]: kind k of image i, whichever way the panels are arranged. The colour bars get their own
         # thin grid row (or column), so that every image panel keeps the same size and the panels stay aligned.
         if transpose:
-            spec = fig.add_gridspec(len(kinds), len(panels) + 1, width_ratios=[1.0] * len(panels) + [0.04])
-            grid = np.array([[fig.add_subplot(spec[k, i]) for i in range(len(panels))] for k in range(len(kinds))])
+            spec = fig.add_gridspec(len(kinds), len(shown) + 1, width_ratios=[1.0] * len(shown) + [0.04])
+            grid = np.array([[fig.add_subplot(spec[k, i]) for i in range(len(shown))] for k in range(len(kinds))])
             depth_bar_slot, relevance_bar_slot = spec[1:3, -1], spec[3:, -1]
         else:
-            spec = fig.add_gridspec(len(panels) + 1, len(kinds), height_ratios=[1.0] * len(panels) + [0.07])
-            grid = np.array([[fig.add_subplot(spec[i, k]) for i in range(len(panels))] for k in range(len(kinds))])
+            spec = fig.add_gridspec(len(shown) + 1, len(kinds), height_ratios=[1.0] * len(shown) + [0.07])
+            grid = np.array([[fig.add_subplot(spec[i, k]) for i in range(len(shown))] for k in range(len(kinds))])
             depth_bar_slot, relevance_bar_slot = spec[-1, 1:3], spec[-1, 3:]
         depth_image = None
-        for i, panel in enumerate(panels):
+        for i, panel in enumerate(shown):
             grey = panel.rgb @ np.array([0.299, 0.587, 0.114])
             grid[0, i].imshow(panel.rgb)
             if panel.ground_truth is not None:
@@ -269,7 +106,7 @@ def plot_qualitative(data_root: str | os.PathLike[str],
                 grid[0, i].set_title(panel.image_id, fontsize=8)
             else:
                 grid[0, i].set_ylabel(panel.image_id, fontsize=7.5)
-        fig.suptitle(f"{display_name('model', f'{card.arch}_{card.variant}')} on {display_name('dataset', info.name)}")
+        fig.suptitle(title)
         orientation = "vertical" if transpose else "horizontal"
         if depth_image is not None:
             bar = fig.colorbar(depth_image, cax=fig.add_subplot(depth_bar_slot), orientation=orientation)
@@ -284,13 +121,7 @@ def plot_qualitative(data_root: str | os.PathLike[str],
     return fig
 
 
-def figure_qualitative(data_root: str | os.PathLike[str],
-                       predictions: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                       attributions: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]]],
-                       stem: str | os.PathLike[str], *, model: str | ModelCard, image_ids: Sequence[str] | None = None,
-                       n_images: int = 4, layout: str = "auto", formats: Sequence[str] = ("png", "pdf"),
-                       dpi: int = 200) -> list[Path]:
+def figure_qualitative(panels: QualitativePanels | str | os.PathLike[str], stem: str | os.PathLike[str], *,
+                       layout: str = "auto", formats: Sequence[str] = ("png", "pdf"), dpi: int = 200) -> list[Path]:
     """Plot :func:`plot_qualitative` for one (dataset, model) and save it; returns the paths."""
-    fig = plot_qualitative(data_root, predictions, attributions, model=model, image_ids=image_ids, n_images=n_images,
-                           layout=layout)
-    return save_figure(fig, stem, formats, dpi)
+    return save_figure(plot_qualitative(panels, layout=layout), stem, formats, dpi)

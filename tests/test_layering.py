@@ -86,7 +86,8 @@ def test_statistics_and_report_modules_import_without_pytorch() -> None:
     """What the statistics and report rules run (stats env: no PyTorch): importing them must not load torch."""
     code = ("import sys\n"
             "import depthxai.cli, depthxai.stats.run, depthxai.stats.reliability_run, depthxai.report.tables, "
-            "depthxai.report.claims, depthxai.report.science, depthxai.report.figures, depthxai.evaluation.panels, "
+            "depthxai.report.claims, depthxai.report.science, depthxai.report.figures, depthxai.report.explain, "
+            "depthxai.evaluation.panels, "
             "depthxai.tidy\n"
             "print('torch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -187,6 +187,12 @@ def _check_writable(folder: Path, what: str) -> None:
         raise DataError(f"{what}: cannot write in {existing} ({exc.strerror})") from None
 
 
+def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Write one array as ``.npy`` atomically (no pickled objects)."""
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, np.asarray(array), allow_pickle=False)
+
+
 def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` atomically."""
     with atomic_path(path, suffix=".npz") as tmp:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from depthxai.attribution.base import AttributionMethod, image_seed, reduce_channels
@@ -28,11 +29,42 @@ from depthxai.fileio import NpzRows, NpzStreamWriter
 from depthxai.models.wrapper import DepthModel, prepare_input, resize_depth
 
 
+def attribute_image(model: DepthModel, method: AttributionMethod, image: Tensor, clean: Tensor, target: TargetSpec, *,
+                    seed: int, image_id: str, channel_reduction: str = "sum", source: str = "the image"
+                    ) -> tuple[np.ndarray, float]:
+    """One image's map: the target's weights from the clean prediction, the method, the channel reduction.
+
+    Args:
+        model: depth model in eval mode.
+        method: the attribution method.
+        image: ``(1, 3, H, W)`` RGB in [0, 1] at the model's input size, on the model's device.
+        clean: ``(1, 1, H, W)`` the unperturbed prediction at the input size (the target region comes from it).
+        target: the scalar target.
+        seed: base seed; the image's seed derives from (seed, image id, method name).
+        image_id: the image's id (seeds, errors).
+        channel_reduction: ``sum`` or ``abs_sum`` (see :func:`reduce_channels`).
+        source: the image's file, named in errors.
+
+    Returns:
+        ``(map, convergence_delta)``: ``map`` ``(H, W)`` float32; the delta NaN for methods without one.
+
+    Raises:
+        DataError: the method gave NaN/inf values (names the file, the method and the image).
+    """
+    weights = target_weights(target, clean)
+    result = method.attribute(model, image, weights, seeds=[image_seed(seed, image_id, method.name)])
+    pixel_map = reduce_channels(result.maps, channel_reduction)[0]
+    if not bool(torch.isfinite(pixel_map).all()):
+        raise DataError(f"{source}: {method.name} produced non-finite attributions for {image_id}")
+    delta = result.extras.get("convergence_delta")
+    return pixel_map.detach().cpu().numpy().astype(np.float32), float(delta[0]) if delta is not None else float("nan")
+
+
 def iter_attributions(model: DepthModel, method: AttributionMethod, data_root: str | Path,
                       predictions: Mapping[str, Any], target: TargetSpec, *, channel_reduction: str = "sum",
                       seed: int = 0, progress: bool = True) -> Iterator[tuple[str, np.ndarray, float]]:
     """Attribute the target of every image in ``predictions``, one image per call (shard-invariant), yielding
-    each map as soon as it is done.
+    each map as soon as it is done (:func:`attribute_image`).
 
     Args:
         model: depth model in eval mode.
@@ -53,14 +85,9 @@ def iter_attributions(model: DepthModel, method: AttributionMethod, data_root: s
         rgb_path, _ = sample_paths(data_root, image_id)
         image = prepare_input(read_rgb(rgb_path), model.card)[None].to(device)
         clean = resize_depth(torch.from_numpy(predictions["native"][k : k + 1]).to(device), tuple(image.shape[-2:]))
-        weights = target_weights(target, clean)
-        result = method.attribute(model, image, weights, seeds=[image_seed(seed, image_id, method.name)])
-        pixel_map = reduce_channels(result.maps, channel_reduction)[0]
-        if not bool(torch.isfinite(pixel_map).all()):
-            raise DataError(f"{rgb_path}: {method.name} produced non-finite attributions for {image_id}")
-        delta = result.extras.get("convergence_delta")
-        yield image_id, pixel_map.detach().cpu().numpy().astype(np.float32), (float(delta[0]) if delta is not None
-                                                                               else float("nan"))
+        pixel_map, delta = attribute_image(model, method, image, clean, target, seed=seed, image_id=image_id,
+                                           channel_reduction=channel_reduction, source=str(rgb_path))
+        yield image_id, pixel_map, delta
 
 
 def _meta(model: DepthModel, method: AttributionMethod, target: TargetSpec, channel_reduction: str, seed: int,

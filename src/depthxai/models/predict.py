@@ -23,7 +23,7 @@ from tqdm import tqdm
 from depthxai.data.io import read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
 from depthxai.metrics.depth import METRIC_NAMES, evaluate_depth
-from depthxai.fileio import NpzRows, NpzStreamWriter, atomic_path
+from depthxai.fileio import NpzRows, NpzStreamWriter, write_npy
 from depthxai.models.wrapper import DepthModel, crop_box, predict_image, prepare_input, resize_depth
 
 METRIC_COLUMNS = ["image_id", "metric", "value"]
@@ -158,6 +158,5 @@ def predict_image_to_file(model: DepthModel, image: str | Path, out: str | Path)
     """Depth in metres of one image file at its own resolution (:func:`~depthxai.models.wrapper.predict_image`),
     written to ``out`` as ``.npy`` (float32 ``(H, W)``, atomically); returns it."""
     depth = predict_image(model, read_rgb(image), name=str(image))
-    with atomic_path(out, suffix=".npy") as tmp:
-        np.save(tmp, depth)
+    write_npy(out, depth)
     return depth

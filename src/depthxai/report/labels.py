@@ -25,9 +25,12 @@ _DISPLAY: dict[str, dict[str, str]] = {
 def display_name(kind: str, value: str) -> str:
     """Human-readable name of a ``method``, ``dataset`` or ``model`` id (unknown ids are returned as they are).
 
-    Models ``<arch>_<variant>`` become e.g. ``METER-XXS`` and ``PixelFormer-nano07``.
+    Models ``<arch>_<variant>`` become e.g. ``METER-XXS`` and ``PixelFormer-nano07``; Captum methods lose their
+    prefix (``captum:Occlusion`` becomes ``Occlusion``).
     """
     value = str(value)
+    if kind == "method" and value.startswith("captum:"):
+        return value[len("captum:"):]
     if kind == "model":
         arch, _, variant = value.partition("_")
         if arch in _DISPLAY["arch"] and variant:

@@ -27,7 +27,8 @@ def depth_range(panels: Sequence[QualitativePanel]) -> tuple[float, float]:
 
 
 def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, depth_cmap: str = "magma_r",
-                     relevance_cmap: str = "inferno", layout: str = "auto") -> Figure:
+                     relevance_cmap: str = "inferno", layout: str = "auto", title: str | None = None,
+                     depth_label: str = "Depth (m)") -> Figure:
     """Figure 1 for one (dataset, model): per image the input, ground truth, prediction and one map per method.
 
     Everything is shown in the frame the network sees (the model card's crop and input size): the input as the
@@ -42,6 +43,10 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
         depth_cmap, relevance_cmap: colour maps (perceptually uniform, colour-blind safe by default).
         layout: ``rows`` (one row per image), ``columns`` (one column per image, for wide frames) or ``auto``
             (``columns`` when the frame is more than twice as wide as high).
+        title: the figure's title; default "<model> on <dataset>".
+        depth_label: the depth colour bar's label (e.g. for a model of relative depth).
+
+    The ground-truth column is left out when no panel has ground truth (``depthxai explain`` on a photograph).
 
     Raises:
         DataError: the panels file is unreadable.
@@ -50,12 +55,16 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
         raise ValueError(f"layout must be 'auto', 'rows' or 'columns', got {layout!r}")
     loaded = panels if isinstance(panels, QualitativePanels) else read_panels(panels)
     shown, percentile = loaded.panels, loaded.percentile
-    title = f"{display_name('model', loaded.model)} on {display_name('dataset', loaded.dataset)}"
+    if title is None:
+        title = f"{display_name('model', loaded.model)} on {display_name('dataset', loaded.dataset)}"
     methods = sort_methods(loaded.methods)
     size = loaded.size
     vmin, vmax = depth_range(shown)
     depth_map = mpl.colormaps[depth_cmap].with_extremes(bad="#A0A0A0")
-    kinds = ["Input", "Ground truth", "Prediction", *(display_name("method", m) for m in methods)]
+    with_truth = any(p.ground_truth is not None for p in shown)
+    # columns (or rows, transposed) of each kind: input, [ground truth], prediction, one per method
+    kinds = ["Input", *(["Ground truth"] if with_truth else []), "Prediction", *(display_name("method", m) for m in methods)]
+    predicted = 2 if with_truth else 1
     height, width = size
     # Wide frames (road scenes, KITTI) are stacked: one column per image, one row per kind.
     transpose = layout == "columns" or (layout == "auto" and width > 2 * height)
@@ -73,22 +82,22 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
         if transpose:
             spec = fig.add_gridspec(len(kinds), len(shown) + 1, width_ratios=[1.0] * len(shown) + [0.04])
             grid = np.array([[fig.add_subplot(spec[k, i]) for i in range(len(shown))] for k in range(len(kinds))])
-            depth_bar_slot, relevance_bar_slot = spec[1:3, -1], spec[3:, -1]
+            depth_bar_slot, relevance_bar_slot = spec[1 : predicted + 1, -1], spec[predicted + 1 :, -1]
         else:
             spec = fig.add_gridspec(len(shown) + 1, len(kinds), height_ratios=[1.0] * len(shown) + [0.07])
             grid = np.array([[fig.add_subplot(spec[i, k]) for i in range(len(shown))] for k in range(len(kinds))])
-            depth_bar_slot, relevance_bar_slot = spec[-1, 1:3], spec[-1, 3:]
+            depth_bar_slot, relevance_bar_slot = spec[-1, 1 : predicted + 1], spec[-1, predicted + 1 :]
         depth_image = None
         for i, panel in enumerate(shown):
             grey = panel.rgb @ np.array([0.299, 0.587, 0.114])
             grid[0, i].imshow(panel.rgb)
             if panel.ground_truth is not None:
                 grid[1, i].imshow(np.ma.masked_invalid(panel.ground_truth), cmap=depth_map, vmin=vmin, vmax=vmax)
-            else:
+            elif with_truth:
                 grid[1, i].text(0.5, 0.5, "no ground truth", ha="center", va="center", fontsize=7,
                                 transform=grid[1, i].transAxes)
-            depth_image = grid[2, i].imshow(panel.prediction, cmap=depth_map, vmin=vmin, vmax=vmax)
-            for k, method in enumerate(methods, start=3):
+            depth_image = grid[predicted, i].imshow(panel.prediction, cmap=depth_map, vmin=vmin, vmax=vmax)
+            for k, method in enumerate(methods, start=predicted + 1):
                 value = panel.relevance[method]
                 grid[k, i].imshow(0.25 + 0.5 * grey, cmap="gray", vmin=0, vmax=1)
                 grid[k, i].imshow(value, cmap=relevance_cmap, vmin=0, vmax=1, alpha=np.clip(0.15 + 0.85 * value, 0, 1))
@@ -110,8 +119,8 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
         orientation = "vertical" if transpose else "horizontal"
         if depth_image is not None:
             bar = fig.colorbar(depth_image, cax=fig.add_subplot(depth_bar_slot), orientation=orientation)
-            bar.set_label("Depth (m)\ngrey: no ground truth" if transpose else "Depth (m); grey: no ground truth",
-                          fontsize=8)
+            note = ("\ngrey: no ground truth" if transpose else "; grey: no ground truth") if with_truth else ""
+            bar.set_label(depth_label + note, fontsize=8)
         if methods:
             bar = fig.colorbar(mpl.cm.ScalarMappable(mpl.colors.Normalize(0, 1), relevance_cmap),
                                cax=fig.add_subplot(relevance_bar_slot), orientation=orientation)

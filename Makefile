@@ -1,17 +1,23 @@
 # The two commands of the README. Each does all set-up on a fresh machine (a virtual environment in .venv with
 # the CPU build of torch 2.13.0 installed first, so that nothing pulls the CUDA wheels), then runs.
-#   make run    the whole study on the embedded default (config.yaml), offline, on the CPU
-#   make test   the test suite
+#   make run      the whole study on the embedded default (config.yaml), offline, on the CPU
+#   make test     the test suite
+#   make example  the minimal working example (config/example.yaml, about a minute) into results/example/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SNAKEMAKE_ARGS ?= --cores all
+# the minimal example's own config and working folder (tests/test_example.py runs exactly these arguments)
+EXAMPLE_ARGS := --configfile config/example.yaml --directory results/example
 
-.PHONY: run test install system-deps clean-results
+.PHONY: run example test install system-deps clean-results
 
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake $(SNAKEMAKE_ARGS)
+
+example: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake $(SNAKEMAKE_ARGS) $(EXAMPLE_ARGS)
 
 test: $(STAMP) system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest

@@ -10,8 +10,10 @@ forward hook: all, and those with autograd on, i.e. followed by a backward pass)
 machine. On tiny models the time ratio is lower than the pass count where Captum batches passes (IG's path
 points, perturbations) and higher where Python overhead dominates.
 
-Models: a tiny conv depth net (``tests/tiny_nets.py``, 64x64) and a tiny random Depth Anything (DINOv2 backbone,
-2 layers, 56x56, ``tests/hf_fixtures.py``; needs the ``hf`` extra). The costs of the perturbation methods depend
+Models: a tiny conv depth net (``tests/tiny_nets.py``, 64x64), a tiny random Depth Anything (DINOv2 backbone,
+2 layers, 56x56, ``tests/hf_fixtures.py``; needs the ``hf`` extra) and METER-XXS at the NYU input size 192x256
+(``meter_xxs``: the architecture of the paper's model; random weights, which do not change the cost). Methods
+that cannot apply to a model (rollout on a network without attention) are reported as not applicable. The costs of the perturbation methods depend
 on the input size only through their defaults (windows and grids are fractions of the image), and on the batching
 (``perturbations_per_eval=8``): on large models the ratios approach the number of forward passes.
 
@@ -20,6 +22,7 @@ Usage::
     python benchmarks/captum_methods.py --help
     python benchmarks/captum_methods.py                          # both tiny models, 1 thread, 5 repeats
     python benchmarks/captum_methods.py --models conv --repeats 10 --json captum_costs.json
+    python benchmarks/captum_methods.py --models meter_xxs --methods saliency,ig,rollout,captum:Occlusion
 
 LRP is left out (the tiny models have layers without LRP rules), GuidedGradCam too (it needs a layer).
 """
@@ -39,7 +42,8 @@ import torch
 
 from depthxai.attribution import TargetModel, TargetSpec, build_method, target_weights
 from depthxai.models.adapters import load_any_depth_model, make_card
-from depthxai.models.wrapper import DepthModel
+from depthxai.errors import ConfigError
+from depthxai.models.wrapper import DepthModel, load_depth_model
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
@@ -53,8 +57,9 @@ METHODS = (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="conv,depth_anything", help="comma-separated: conv, depth_anything")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated captum:... names")
+    p.add_argument("--models", default="conv,depth_anything", help="comma-separated: conv, depth_anything, meter_xxs")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated method names (captum:..., saliency, ig, rollout)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per method (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per method first (default: %(default)s)")
@@ -64,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def tiny_model(kind: str, folder: Path) -> DepthModel:
     sys.path.insert(0, str(TESTS))
+    if kind == "meter_xxs":
+        torch.manual_seed(0)
+        return load_depth_model("meter_xxs_nyu")
     if kind == "conv":
         from tiny_nets import build_tiny_depth_net
 
@@ -122,7 +130,13 @@ def benchmark(model: DepthModel, methods: list[str], repeats: int, warmup: int) 
     for name in methods:
         method = build_method(name)
         runs[name] = lambda method=method: method.attribute(model, image, weights, seeds=[1])
-    passes = {name: count_passes(model, run) for name, run in runs.items()}
+    passes = {}
+    for name, run in list(runs.items()):
+        try:
+            passes[name] = count_passes(model, run)
+        except ConfigError as exc:  # e.g. rollout on a network without attention
+            print(f"{name}: not applicable to {model.card.name} ({str(exc).splitlines()[0][:120]})")
+            del runs[name]
     times = time_runs(runs, repeats, warmup)
     reference = statistics.median(times["forward+backward"])
     results = {}

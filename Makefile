@@ -13,11 +13,12 @@ EXAMPLE_ARGS := --configfile config/example.yaml --directory results/example
 
 .PHONY: run example test install system-deps clean-results
 
+# `depthxai run` is snakemake plus a line after each job: the stage and an estimate of the time left
 run: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake $(SNAKEMAKE_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m depthxai run -- $(SNAKEMAKE_ARGS)
 
 example: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake $(SNAKEMAKE_ARGS) $(EXAMPLE_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m depthxai run -- $(SNAKEMAKE_ARGS) $(EXAMPLE_ARGS)
 
 test: $(STAMP) system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest

@@ -30,7 +30,7 @@ def test_make_example_runs_the_example_config_in_its_own_folder() -> None:
     assert args[args.index("--configfile") + 1] == "config/example.yaml"
     assert args[args.index("--directory") + 1] == "results/example"  # never mixed with the main run's results/
     recipe = re.search(r"^example: .*\n\t(.+)$", (REPO / "Makefile").read_text(), flags=re.MULTILINE)
-    assert recipe and "snakemake $(SNAKEMAKE_ARGS) $(EXAMPLE_ARGS)" in recipe.group(1)
+    assert recipe and "python -m depthxai run -- $(SNAKEMAKE_ARGS) $(EXAMPLE_ARGS)" in recipe.group(1)
 
 
 @pytest.mark.slow
@@ -40,11 +40,17 @@ def test_the_example_gives_every_table_and_figure(tmp_path: Path) -> None:
     args[args.index("--configfile") + 1] = str(REPO / "config" / "example.yaml")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, "-m", "depthxai", "run", "--", "-s", str(REPO / "Snakefile"), "--cores",
+                             "2", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     seconds = time.monotonic() - start
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     print(f"make example: {seconds:.0f} s")  # the README records the time on an idle machine
+    # a progress line after every job, the last one at 100%; the job times are kept for the next run's estimate
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[depthxai]")]
+    assert progress and progress[-1].startswith("[depthxai] 26/26 jobs (100%)"), progress[-3:]
+    assert all("| stage: " in line and " elapsed | " in line for line in progress)
+    history = yaml.safe_load((tmp_path / ".snakemake" / "depthxai-job-times.json").read_text())
+    assert {"train_model", "attribute", "evaluate", "tables"} <= set(history)
     config = yaml.safe_load((REPO / "config" / "example.yaml").read_text())
     methods = set(config["methods"])
     results = tmp_path / "results"

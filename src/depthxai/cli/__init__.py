@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from depthxai import __version__
-from depthxai.cli import attribution, data, evaluation, explain, models, report, science
+from depthxai.cli import attribution, data, evaluation, explain, models, report, run, science
 from depthxai.errors import DepthXAIError
 
 log = logging.getLogger("depthxai")
 
 #: The stage modules, in the order their commands are listed.
-STAGES = (data, models, attribution, evaluation, science, report, explain)
+STAGES = (data, models, attribution, evaluation, science, report, explain, run)
 
 #: Options that name files a command writes; folders it writes; commands whose ``--out`` is a dataset folder.
 OUTPUT_FILE_OPTIONS = ("out", "out_scores", "out_curves", "out_weights", "out_metrics", "out_md", "out_csv",

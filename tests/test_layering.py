@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "depthxai"
 #: The stages in data-flow order; a module may import from its own layer and the layers before it.
 LAYERS = ("base", "data", "metrics", "models", "attribution", "evaluation", "stats", "report", "cli")
 #: Modules of no stage: the foundations every layer may use.
-BASE = ("errors", "fileio", "imageops", "tidy", "correlation", "config", "device", "runtime", "memory", "__init__")
+BASE = ("errors", "fileio", "imageops", "tidy", "correlation", "config", "device", "runtime", "memory", "progress",
+        "__init__")
 
 
 def layer_of(module: str) -> str:

@@ -408,11 +408,14 @@ def test_saliency_and_ig_run_on_pixelformer(nano_model: DepthModel) -> None:
     weights = target_weights(TargetSpec(kind="near"), depth)
     target = TargetModel(nano_model)
 
+    # the default Saliency is the signed gradient; abs=True is Captum's |gradient|
     saliency = build_method("saliency").attribute(nano_model, images, weights).maps
+    unsigned = build_method("saliency", {"abs": True}).attribute(nano_model, images, weights).maps
     probe = images.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(target(probe, weights).sum(), probe)
     assert saliency.shape == (1, 3, 64, 96) and float(grad.abs().sum()) > 0
-    torch.testing.assert_close(saliency, grad.abs(), rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(saliency, grad, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(unsigned, grad.abs(), rtol=1e-5, atol=1e-9)
 
     # IG with 4 Gauss-Legendre points from the black baseline, recomputed here from the path gradients
     result = build_method("ig", {"n_steps": 4}).attribute(nano_model, images, weights)

@@ -1,10 +1,16 @@
-"""Shared fixtures. ``shared_dir`` is the developers' read-only material beside the checkout (../shared)."""
+"""Shared fixtures, requested by name (tests never import this module).
+
+* ``repo_root``: the repository root (the checkout these tests belong to);
+* ``copy_checkout``: a function ``copy_checkout(dest) -> dest`` copying the workflow there, to run it in isolation;
+* ``shared_dir``: the developers' read-only material beside the checkout (../shared).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,9 +46,21 @@ def checkout_files() -> list[str]:
             if path.is_file() and not skip & set(path.relative_to(REPO).parts)]
 
 
-def copy_checkout(dest: Path) -> Path:
+def _copy_checkout(dest: Path) -> Path:
     """Copy the workflow (every file of :func:`checkout_files`) into ``dest``, so a test can run it in isolation."""
     for name in checkout_files():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, dest / name)
     return dest
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def copy_checkout() -> Callable[[Path], Path]:
+    """``copy_checkout(dest)`` copies every file of :func:`checkout_files` into ``dest`` and returns ``dest``."""
+    return _copy_checkout

@@ -28,7 +28,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO, copy_checkout
 from PIL import Image
 
 from depthxai.cli import main
@@ -449,15 +448,15 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict], None], str]] = [
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkout(tmp_path_factory: pytest.TempPathFactory, copy_checkout: Callable[[Path], Path]) -> Path:
     return copy_checkout(tmp_path_factory.mktemp("checkout"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("case", "change", "pattern"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
 def test_snakemake_refuses_bad_configs_before_any_job(checkout: Path, case: str, change: Callable[[dict], None],
-                                                      pattern: str) -> None:
-    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
+                                                      pattern: str, repo_root: Path) -> None:
+    config = yaml.safe_load((repo_root / "tests" / "data" / "tiny_config.yaml").read_text())
     change(config)
     (checkout / "bad.yaml").write_text(yaml.safe_dump(config))
     # a dry run (-n) for most cases; one real run proves that nothing is created either
@@ -473,14 +472,14 @@ def test_snakemake_refuses_bad_configs_before_any_job(checkout: Path, case: str,
 
 
 @pytest.mark.slow
-def test_cli_error_is_one_line_without_traceback(workspace: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_error_is_one_line_without_traceback(workspace: dict[str, Path], tmp_path: Path, repo_root: Path) -> None:
     """The same refusals seen from outside: a fresh process, exit status 2, a one-line message on stderr."""
     truncated = tmp_path / "cut.pt"
     truncated.write_bytes(workspace["weights"].read_bytes()[:1000])
     done = subprocess.run([sys.executable, "-m", "depthxai", *predict_args(workspace["data"], truncated,
                                                                            tmp_path / "p.npz", tmp_path / "a.csv")],
                           capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                          env={**os.environ, "PYTHONPATH": str(repo_root / "src")})
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr

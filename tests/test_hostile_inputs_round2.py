@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, copy_checkout
 from PIL import Image
 from test_hostile_inputs import (
     BROKEN,
@@ -343,9 +342,10 @@ def test_exif_orientation_is_applied(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_snakemake_refuses_duplicate_keys_and_cuda_without_a_gpu_before_any_job(tmp_path) -> None:
+def test_snakemake_refuses_duplicate_keys_and_cuda_without_a_gpu_before_any_job(tmp_path, repo_root,
+                                                                                copy_checkout) -> None:
     workdir = copy_checkout(tmp_path / "checkout")
-    text = (REPO / "config.yaml").read_text()
+    text = (repo_root / "config.yaml").read_text()
     (workdir / "twice.yaml").write_text(text.replace("seed: 0\n", "seed: 0\nseed: 1\n", 1))
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "twice.yaml"], cwd=workdir,
                             capture_output=True, text=True, timeout=300, check=False)

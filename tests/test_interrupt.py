@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +29,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_checkout
 from PIL import Image
 
 from depthxai.models import read_state_dict
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 CONFIG_NAME = "interrupt_config.yaml"
 MODEL_DIR = "results/models/synthindoor/meter_xxs"
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?$")
@@ -181,7 +182,7 @@ def final_tables(workdir: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def workdirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def workdirs(tmp_path_factory: pytest.TempPathFactory, copy_checkout: Callable[[Path], Path]) -> tuple[Path, Path]:
     """Two copies of the same checkout snapshot: one for the reference run, one for the interrupted runs."""
     reference = copy_checkout(tmp_path_factory.mktemp("reference"))
     (reference / CONFIG_NAME).write_text(yaml.safe_dump(interrupt_config()))

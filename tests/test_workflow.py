@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_checkout
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
 MODELS = sorted(TINY["models"])
 METHODS = sorted(TINY["methods"])
@@ -32,7 +33,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, copy_checkout: Callable[[Path], Path]) -> Path:
     workdir = copy_checkout(tmp_path_factory.mktemp("workflow"))
     (workdir / "tiny_config.yaml").write_text(yaml.safe_dump(TINY))
     result = _snakemake(workdir)

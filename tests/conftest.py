@@ -2,7 +2,8 @@
 
 * ``repo_root``: the repository root (the checkout these tests belong to);
 * ``copy_checkout``: a function ``copy_checkout(dest) -> dest`` copying the workflow there, to run it in isolation;
-* ``shared_dir``: the developers' read-only material beside the checkout (../shared).
+* ``shared_dir``: the developers' read-only material beside the checkout (../shared);
+* ``tiny_model``: :func:`tiny_nets.tiny_depth_model`, the tiny stand-in depth model, configured per test module.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_nets import tiny_depth_model
+
+from depthxai.models.wrapper import DepthModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,3 +68,9 @@ def repo_root() -> Path:
 def copy_checkout() -> Callable[[Path], Path]:
     """``copy_checkout(dest)`` copies every file of :func:`checkout_files` into ``dest`` and returns ``dest``."""
     return _copy_checkout
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Callable[..., DepthModel]:
+    """The factory :func:`tiny_nets.tiny_depth_model`: a fresh, seeded tiny depth model on each call."""
+    return tiny_depth_model

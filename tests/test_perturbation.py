@@ -254,6 +254,7 @@ def test_fractions_that_remove_no_pixel_give_zero_curves() -> None:
     stored = model.native(image[None]).detach()
     for clean in (None, stored):
         curves = perturbation_curves(model, image, relevance, config, MEAN_RGB, seed=0, clean_native=clean)
+        assert {"morf_depth_rmse", "lerf_depth_rmse", "morf_depth_absrel", "lerf_depth_absrel"} <= set(curves)
         assert all(np.array_equal(v, [0.0, 0.0]) for v in curves.values())
 
 

@@ -342,6 +342,7 @@ def test_curve_bands_match_direct_computation() -> None:
     _, low, high = bootstrap_ci(np.sort(point), n_resamples=300, method="percentile", seed=2)
     assert (row["low"], row["high"]) == (pytest.approx(low), pytest.approx(high))
     zero = boot[boot["fraction"] == 0.0]
+    assert len(zero) == 2 * 3 * 2  # models x methods x orders
     assert (zero["low"] == 0).all() and (zero["high"] == 0).all()  # nothing removed: no change, no spread
     with pytest.raises(ValueError, match="no curve"):
         figures.curve_bands(curves, curve="nope")
@@ -402,7 +403,10 @@ def test_disagreement_rule_marks_exactly_the_constructed_points() -> None:
     assert (planted_row["fidelity_pct"], planted_row["conventional_pct"]) == (1.0, pytest.approx(1 / 36))
     # Infidelity is lower-is-better: oriented, it agrees with AF (= -quality), except where AF was planted.
     infid = figures.disagreement_points(scores, conventional="infidelity", threshold=0.5)
+    flagged_infid = {tuple(r) for r in infid.loc[infid["disagree"], ["model", "method", "image_id"]]
+                     .itertuples(index=False)}
     assert set(infid.loc[infid["disagree"], "image_id"]) <= {"img_03", "img_07"}
+    assert flagged_infid and flagged_infid <= planted  # some planted point shows, and nothing else does
     assert figures.disagreement_points(scores, threshold=0.99)["disagree"].sum() == 0
     assert "differ by more than 0.3" in figures.disagreement_caption(threshold=0.3)
     # A gap the scores lack is derived from its MoRF and LeRF AUCs, per image.
@@ -533,6 +537,7 @@ def test_qualitative_panels_file_round_trip_is_exact(qualitative_inputs, tmp_pat
         for name in ("rgb", "ground_truth", "prediction"):  # bit for bit, dtype included
             a, b = getattr(ours, name), getattr(theirs, name)
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        assert list(ours.relevance) == list(theirs.relevance) == back.methods
         assert all(ours.relevance[m].tobytes() == theirs.relevance[m].tobytes() for m in ours.relevance)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="bad.npz"):

@@ -183,6 +183,7 @@ def test_cascading_randomisation_known_answers(tiny_model: TinyModel) -> None:
         assert (value.loc[(0, method, slice(None), "ssim")] == 1.0).all()
     # the random baseline ignores the model: identical maps at every step
     random_rows = table[(table["method"] == "random") & table["metric"].isin(["spearman", "ssim"])]
+    assert len(random_rows) == 4 * 3 * 2  # steps x images x metrics
     assert (random_rows["value"] == 1.0).all()
     # saliency maps change once the model is randomised
     assert (value.loc[(3, "saliency", slice(None), "spearman")] < 0.9).all()
@@ -226,6 +227,7 @@ def test_the_explainer_is_retrained_once_against_the_fully_randomised_model(tiny
     original = model.net.state_dict()
     assert all(not torch.equal(original[k], v) for k, v in trained_on[0].items() if v.is_floating_point())
     value = explainer.set_index(["step", "image_id", "metric"])["value"]
+    assert len(value.loc[(0, slice(None), "spearman")]) == len(value.loc[(3, slice(None), "spearman")]) == 2
     assert (value.loc[(0, slice(None), "spearman")] == 1.0).all()
     assert (value.loc[(3, slice(None), "spearman")] < 0.99).all()  # the retrained explainer's maps changed
     saliency = table[table["method"] == "saliency"]

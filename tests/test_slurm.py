@@ -348,6 +348,7 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", slurm_log)
     rules_by_id = {job_id: re.search(r"/rule_(\w+)/", log_path)[1] for job_id, log_path in submitted}
     expected = _job_counts(local_log) - Counter({"all": 1})
+    assert expected["train_model"] == 1 and expected["predict"] >= 1, expected  # the local run's jobs were read
     assert Counter(rules_by_id.values()) == expected, (Counter(rules_by_id.values()), expected)
     assert _job_counts(slurm_log) == _job_counts(local_log)
 
@@ -377,7 +378,9 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_
             "results/tables/table2.csv", "results/tables/accuracy.csv"} <= compared
     different = [name for name in sorted(compared) if (slurm_dir / name).read_bytes() != (local_dir / name).read_bytes()]
     assert not different, f"outputs differ between the SLURM and the local run: {different}"
-    for weights in local_dir.glob("results/models/*/*/weights.pt"):
+    trained = sorted(local_dir.glob("results/models/*/*/weights.pt"))
+    assert len(trained) == 1, trained  # METER-XXS trained on synthindoor
+    for weights in trained:
         local_state = torch.load(weights, weights_only=True)
         slurm_state = torch.load(slurm_dir / weights.relative_to(local_dir), weights_only=True)
         assert local_state.keys() == slurm_state.keys()

@@ -3,7 +3,8 @@
 * ``repo_root``: the repository root (the checkout these tests belong to);
 * ``copy_checkout``: a function ``copy_checkout(dest) -> dest`` copying the workflow there, to run it in isolation;
 * ``shared_dir``: the developers' read-only material beside the checkout (../shared);
-* ``tiny_model``: :func:`tiny_nets.tiny_depth_model`, the tiny stand-in depth model, configured per test module.
+* ``tiny_model``: :func:`tiny_nets.tiny_depth_model`, the tiny stand-in depth model, configured per test module;
+* ``workspace``: the hostile-inputs tests' dataset, weights and stage outputs (:mod:`hostile_fixtures`), per module.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hostile_fixtures import build_workspace
 from tiny_nets import tiny_depth_model
 
 from depthxai.models.wrapper import DepthModel
@@ -74,3 +76,9 @@ def copy_checkout() -> Callable[[Path], Path]:
 def tiny_model() -> Callable[..., DepthModel]:
     """The factory :func:`tiny_nets.tiny_depth_model`: a fresh, seeded tiny depth model on each call."""
     return tiny_depth_model
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """:func:`hostile_fixtures.build_workspace` in a fresh folder, once per test module."""
+    return build_workspace(tmp_path_factory.mktemp("hostile"))

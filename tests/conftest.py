@@ -1,14 +1,26 @@
-"""Shared fixtures. ``shared_dir`` is the developers' read-only material beside the checkout (../shared)."""
+"""Shared fixtures, requested by name (tests never import this module).
+
+* ``repo_root``: the repository root (the checkout these tests belong to);
+* ``copy_checkout``: a function ``copy_checkout(dest) -> dest`` copying the workflow there, to run it in isolation;
+* ``shared_dir``: the developers' read-only material beside the checkout (../shared);
+* ``tiny_model``: :func:`tiny_nets.tiny_depth_model`, the tiny stand-in depth model, configured per test module;
+* ``workspace``: the hostile-inputs tests' dataset, weights and stage outputs (:mod:`hostile_fixtures`), per module.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from hostile_fixtures import build_workspace
+from tiny_nets import tiny_depth_model
+
+from depthxai.models.wrapper import DepthModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,9 +52,33 @@ def checkout_files() -> list[str]:
             if path.is_file() and not skip & set(path.relative_to(REPO).parts)]
 
 
-def copy_checkout(dest: Path) -> Path:
+def _copy_checkout(dest: Path) -> Path:
     """Copy the workflow (every file of :func:`checkout_files`) into ``dest``, so a test can run it in isolation."""
     for name in checkout_files():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, dest / name)
     return dest
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def copy_checkout() -> Callable[[Path], Path]:
+    """``copy_checkout(dest)`` copies every file of :func:`checkout_files` into ``dest`` and returns ``dest``."""
+    return _copy_checkout
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Callable[..., DepthModel]:
+    """The factory :func:`tiny_nets.tiny_depth_model`: a fresh, seeded tiny depth model on each call."""
+    return tiny_depth_model
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """:func:`hostile_fixtures.build_workspace` in a fresh folder, once per test module."""
+    return build_workspace(tmp_path_factory.mktemp("hostile"))

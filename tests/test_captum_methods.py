@@ -93,9 +93,9 @@ def manual_modified_gradient(model: DepthModel, images: Tensor, weights: Tensor,
     net: TinyDepthNet = model.net  # type: ignore[assignment]
     x = images.clone().requires_grad_(True)
     h = (x - model.mean) / model.std
-    h = _GuidedReLU.apply(net.conv1(h), guided)
-    h = _GuidedReLU.apply(net.conv2(h), guided)
-    depth = F.softplus(net.conv3(h)) * model.card.output_unit_m
+    h = _GuidedReLU.apply(net.stem(h), guided)
+    h = _GuidedReLU.apply(net.body(h), guided)
+    depth = F.softplus(net.head(h)) * model.card.output_unit_m
     depth = F.interpolate(depth, size=SIZE, mode="bilinear", align_corners=False)
     (grad,) = torch.autograd.grad((depth * weights).sum(), x)
     return grad
@@ -300,7 +300,7 @@ def test_errors_name_the_method_and_the_argument(conv: DepthModel) -> None:
 @pytest.mark.filterwarnings("ignore:Setting backward hooks")
 def test_guided_gradcam_with_a_layer_path(conv: DepthModel) -> None:
     images, weights = inputs()
-    maps = build_method("captum:GuidedGradCam", {"layer": "net.conv2"}).attribute(conv, images, weights).maps
+    maps = build_method("captum:GuidedGradCam", {"layer": "net.body.0"}).attribute(conv, images, weights).maps
     assert maps.shape == (2, 3, *SIZE) and bool(torch.isfinite(maps).all()) and float(maps.abs().sum()) > 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 from depthxai.attribution import IntegratedGradients, RandomRanking, Saliency, TargetSpec, image_seed, reduce_channels
 from depthxai.attribution.rollout import AttentionRollout
@@ -27,7 +27,6 @@ from depthxai.evaluation.perturbation import normalised_auc
 from depthxai.evaluation.run import CURVE_COLUMNS, IMAGE_SCORE_COLUMNS, EvaluationConfig, evaluate_split
 from depthxai.models import build_model, get_card, load_depth_model, predict_image, prepare_input
 from depthxai.models.predict import predict_split, read_predictions, write_predictions
-from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
 from depthxai.tidy import concat_tidy
 
@@ -105,26 +104,10 @@ FRAME = (40, 48)  # dataset frames
 INPUT = (32, 40)  # the stand-in network's input size
 
 
-class TinyDepthNet(nn.Module):
-    """3x3 conv, tanh, 2x2 average pool, 1x1 conv, softplus: centimetres at half the input resolution."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 1, 1)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return 100.0 * (1.0 + F.softplus(self.conv2(F.avg_pool2d(torch.tanh(self.conv1(x)), 2))))
-
-
-def tiny_model() -> DepthModel:
-    card = ModelCard(name="tiny_test_synthindoor", arch="tiny", variant="test", dataset="synthindoor", input_size=INPUT,
-                     imagenet_norm=True, output_unit_m=0.01, min_depth=1e-3, max_depth=10.0, builder="unused:unused")
-    return DepthModel(TinyDepthNet(), card).eval()
+#: the stand-in network: 3x3 conv, tanh, 2x2 average pool, 1x1 conv, softplus: centimetres at half the input
+#: resolution, weights drawn from N(0, 1) (the ``tiny_model`` fixture builds it)
+TINY = {"input_size": INPUT, "imagenet_norm": True, "output_unit_m": 0.01, "width": 4, "activation": "tanh", "pool": 2,
+        "body": 0, "head_kernel": 1, "offset": 1.0, "scale": 100.0, "seed": 0, "init_std": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +138,8 @@ def subset(arrays: dict, ids: list[str]) -> dict:
     return out
 
 
-def test_predict_split(dataset: Path, tmp_path: Path) -> None:
-    model = tiny_model()
+def test_predict_split(dataset: Path, tmp_path: Path, tiny_model: Callable[..., DepthModel]) -> None:
+    model = tiny_model(**TINY)
     order = ["00002", "00000", "00001"]
     arrays, metrics = predict_split(model, dataset, order, progress=False)
     assert arrays["ids"].tolist() == order
@@ -192,8 +175,8 @@ def test_predict_split(dataset: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def predictions(dataset: Path) -> dict[str, np.ndarray]:
-    return predict_split(tiny_model(), dataset, IDS, progress=False)[0]
+def predictions(dataset: Path, tiny_model: Callable[..., DepthModel]) -> dict[str, np.ndarray]:
+    return predict_split(tiny_model(**TINY), dataset, IDS, progress=False)[0]
 
 
 METHODS = {
@@ -204,8 +187,9 @@ METHODS = {
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_attribute_split(dataset: Path, predictions: dict[str, np.ndarray], name: str, tmp_path: Path) -> None:
-    model = tiny_model()
+def test_attribute_split(dataset: Path, predictions: dict[str, np.ndarray], name: str, tmp_path: Path,
+                         tiny_model: Callable[..., DepthModel]) -> None:
+    model = tiny_model(**TINY)
     target = TargetSpec("near", 0.3)
     arrays = attribute_split(model, METHODS[name](), dataset, predictions, target, channel_reduction="sum", seed=3,
                              meta={"params": {"x": 1}}, progress=False)
@@ -260,8 +244,9 @@ def evaluation_config() -> EvaluationConfig:
 
 
 @pytest.mark.parametrize("name", ["ig", "saliency"])
-def test_evaluate_split(dataset: Path, predictions: dict[str, np.ndarray], name: str) -> None:
-    model = tiny_model()
+def test_evaluate_split(dataset: Path, predictions: dict[str, np.ndarray], name: str,
+                        tiny_model: Callable[..., DepthModel]) -> None:
+    model = tiny_model(**TINY)
     target = TargetSpec()
     attributions = attribute_split(model, METHODS[name](), dataset, predictions, target, seed=1, progress=False)
     attributions["meta"] = json.loads(str(attributions["meta"]))

@@ -132,16 +132,29 @@ def test_mask_selects_pixels() -> None:
         compute_depth_metrics(np.zeros_like(gt), gt)
 
 
-def test_crops() -> None:
+def test_eigen_crop_is_the_official_nyu_rectangle() -> None:
     eigen = crop_mask(480, 640, "eigen")
     assert eigen.sum() == (471 - 45) * (601 - 41)
     assert eigen[45, 41] and eigen[470, 600] and not eigen[44, 41] and not eigen[45, 601]
+
+
+def test_eigen_crop_refuses_frames_other_than_480x640() -> None:
     with pytest.raises(ValueError, match="240x320"):
         crop_mask(240, 320, "eigen")
+
+
+def test_garg_crop_is_the_kitti_rectangle_relative_to_the_frame() -> None:
     garg = crop_mask(375, 1242, "garg")
     rows, cols = np.nonzero(garg)
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (153, 371, 44, 1197)
+    assert garg.sum() == (371 - 153) * (1197 - 44)  # the whole rectangle, no holes
+
+
+def test_no_crop_keeps_every_pixel() -> None:
     assert crop_mask(3, 4, "none").all()
+
+
+def test_an_unknown_crop_is_refused() -> None:
     with pytest.raises(ValueError, match="crop"):
         crop_mask(3, 4, "kb")
 

@@ -30,12 +30,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO, copy_checkout
 
 from depthxai.device import DETERMINISTIC_ENV, deterministic_mode, resolve_device
 from depthxai.errors import ConfigError
 from depthxai.fileio import NpzStreamWriter, atomic_path, write_csv, write_json, write_npz, write_text
 from depthxai.models import read_state_dict, save_state_dict
+
+REPO = Path(__file__).resolve().parents[1]
 
 # ------------------------------------------------------------------------------------------------ two cold runs
 
@@ -104,7 +105,8 @@ def differing_files(first: Path, second: Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def two_cold_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
+def two_cold_runs(tmp_path_factory: pytest.TempPathFactory,
+                  copy_checkout: Callable[[Path], Path]) -> tuple[Path, Path, float]:
     first = copy_checkout(tmp_path_factory.mktemp("run_a"))
     second = _clone(first, tmp_path_factory.mktemp("run_b") / "checkout")
     for workdir, shards in ((first, 1), (second, 3)):

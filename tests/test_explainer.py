@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from depthxai.attribution import METHOD_NAMES, TargetSpec, build_method, target_weights
 from depthxai.attribution.explainer import (
@@ -37,7 +38,6 @@ from depthxai.data.io import read_dataset_info
 from depthxai.data.synthetic import generate_dataset
 from depthxai.errors import CheckpointError, ConfigError
 from depthxai.models.checkpoint import read_state_dict
-from depthxai.models.registry import ModelCard
 from depthxai.models.train import load_training_images
 from depthxai.models.wrapper import DepthModel
 
@@ -198,27 +198,10 @@ def test_config_validation_names_the_key() -> None:
 # --------------------------------------------------------------------------------------------- training
 
 
-class TinyDepthNet(nn.Module):
-    """A fixed nonlinear depth model with spatial mixing: positive depth in metres (about 1-3 m)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(7)
-        self.conv1 = nn.Conv2d(3, 6, 5, padding=2)
-        self.conv2 = nn.Conv2d(6, 1, 5, padding=4, dilation=2)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return 1.0 + nn.functional.softplus(self.conv2(torch.tanh(self.conv1(x))))
-
-
-def tiny_model() -> DepthModel:
-    card = ModelCard(name="tiny_test_synthindoor", arch="tiny", variant="test", dataset="synthindoor",
-                     input_size=SIZE, imagenet_norm=True, output_unit_m=1.0, min_depth=1e-3, max_depth=10.0,
-                     builder="unused:unused")
-    return DepthModel(TinyDepthNet(), card).eval()
+#: the stand-in depth model, a fixed nonlinear net with spatial mixing (5x5 conv, tanh, dilated 5x5 conv, 1 + softplus;
+#: weights drawn from N(0, 0.5^2) with seed 7): positive depth in metres (about 1-3 m)
+TINY = {"input_size": SIZE, "imagenet_norm": True, "width": 6, "kernel": 5, "activation": "tanh", "body": 0,
+        "head_kernel": 5, "dilation": 2, "offset": 1.0, "seed": 7, "init_std": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +216,10 @@ TINY_CONFIG = ExplainerConfig(epochs=2, batch_size=2, lr=2e-2, width=4, seed=11,
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory,
+            tiny_model: Callable[..., DepthModel]) -> tuple[Path, dict, Path]:
     out = tmp_path_factory.mktemp("explainer_run")
-    record = train_explainer(tiny_model(), tiny_data, TINY_CONFIG, out / "w.pt", out / "m.json", progress=False)
+    record = train_explainer(tiny_model(**TINY), tiny_data, TINY_CONFIG, out / "w.pt", out / "m.json", progress=False)
     return out, record, tiny_data
 
 
@@ -269,9 +253,10 @@ def test_training_decreases_the_loss(trained: tuple[Path, dict, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_reloaded_weights_reproduce_the_masks_bit_for_bit(trained: tuple[Path, dict, Path]) -> None:
+def test_reloaded_weights_reproduce_the_masks_bit_for_bit(trained: tuple[Path, dict, Path],
+                                                           tiny_model: Callable[..., DepthModel]) -> None:
     out, record, data = trained
-    model = tiny_model()
+    model = tiny_model(**TINY)
     explainer = Explainer(out / "w.pt")  # strict load, width read from the file
     test = load_training_images(data, "test", model.card, read_dataset_info(data))
     torch.set_num_threads(1)  # as during training (TINY_CONFIG.threads); the autouse fixture resets it
@@ -283,25 +268,26 @@ def test_reloaded_weights_reproduce_the_masks_bit_for_bit(trained: tuple[Path, d
 
 
 @pytest.mark.slow
-def test_same_seed_same_weights_other_seed_other_weights(trained: tuple[Path, dict, Path], tmp_path: Path) -> None:
+def test_same_seed_same_weights_other_seed_other_weights(trained: tuple[Path, dict, Path], tmp_path: Path,
+                                                         tiny_model: Callable[..., DepthModel]) -> None:
     out, _, data = trained
-    train_explainer(tiny_model(), data, TINY_CONFIG, tmp_path / "a.pt", tmp_path / "a.json", progress=False)
+    train_explainer(tiny_model(**TINY), data, TINY_CONFIG, tmp_path / "a.pt", tmp_path / "a.json", progress=False)
     first, second = read_state_dict(out / "w.pt"), read_state_dict(tmp_path / "a.pt")
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = dataclasses.replace(TINY_CONFIG, seed=12, epochs=1)
-    train_explainer(tiny_model(), data, other, tmp_path / "b.pt", tmp_path / "b.json", progress=False)
+    train_explainer(tiny_model(**TINY), data, other, tmp_path / "b.pt", tmp_path / "b.json", progress=False)
     third = read_state_dict(tmp_path / "b.pt")
     assert not all(torch.equal(first[k], third[k]) for k in first)
 
 
 @pytest.mark.slow
-def test_build_method_returns_masks(trained: tuple[Path, dict, Path]) -> None:
+def test_build_method_returns_masks(trained: tuple[Path, dict, Path], tiny_model: Callable[..., DepthModel]) -> None:
     out, _, _ = trained
     assert "explainer" in METHOD_NAMES
     method = build_method("explainer", {"weights": str(out / "w.pt")})
     assert method.name == "explainer"
-    model = tiny_model()
+    model = tiny_model(**TINY)
     images = torch.rand(3, 3, *SIZE)
     with torch.no_grad():
         depth = model(images)

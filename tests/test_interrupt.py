@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +29,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_checkout
 from PIL import Image
 
 from depthxai.models import read_state_dict
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 CONFIG_NAME = "interrupt_config.yaml"
 MODEL_DIR = "results/models/synthindoor/meter_xxs"
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?$")
@@ -136,6 +137,30 @@ def run_and_kill(workdir: Path, log_name: str, command: str, outputs: list[str],
                 [out for out in outputs if (workdir / out).exists()], len(outputs))
 
 
+def check_npz_complete(path: Path) -> None:
+    """Every member of a stage's ``.npz`` reads to its end, and the file holds what its ``ids`` promise.
+
+    Each member is read in full (the zip's CRC is checked on the way); an ``ids`` array names the images, unique;
+    each per-image array ``<name>/<id>`` is there for every id and no other, one shape for all, finite (the stages
+    refuse non-finite maps and predictions); stacked arrays with a row per image have one row per id.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: np.asarray(data[name]) for name in data.files}
+    assert "ids" in arrays, f"no ids array among {sorted(arrays)}"
+    ids = [str(i) for i in arrays["ids"]]
+    assert ids and len(set(ids)) == len(ids), f"ids {ids}"
+    per_image = {name for name in arrays if "/" in name}
+    row_names = sorted({name.split("/", 1)[0] for name in per_image})
+    assert per_image == {f"{row}/{i}" for row in row_names for i in ids}, f"per-image arrays {sorted(per_image)}"
+    for row in row_names:
+        rows = [arrays[f"{row}/{i}"] for i in ids]
+        assert len({r.shape for r in rows}) == 1 and rows[0].size > 0, f"{row}: shapes {[r.shape for r in rows]}"
+        assert all(np.isfinite(r).all() for r in rows), f"{row}: non-finite values"
+    for name in ("convergence_delta", "rgb", "prediction", "relevance", "ground_truth", "has_ground_truth"):
+        if name in arrays:
+            assert len(arrays[name]) == len(ids), f"{name}: {arrays[name].shape} for {len(ids)} ids"
+
+
 def check_nothing_truncated(workdir: Path) -> list[str]:
     """Load every file under results/ by its type; return the temporary files of killed writers found."""
     temporaries = []
@@ -147,8 +172,7 @@ def check_nothing_truncated(workdir: Path) -> list[str]:
             continue
         try:
             if path.suffix == ".npz":
-                with np.load(path, allow_pickle=False) as data:
-                    assert data.files and all(data[name] is not None for name in data.files)
+                check_npz_complete(path)
             elif path.suffix in (".csv", ".tsv"):
                 assert len(pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",").columns) > 0
             elif path.suffix == ".json":
@@ -181,7 +205,7 @@ def final_tables(workdir: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def workdirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def workdirs(tmp_path_factory: pytest.TempPathFactory, copy_checkout: Callable[[Path], Path]) -> tuple[Path, Path]:
     """Two copies of the same checkout snapshot: one for the reference run, one for the interrupted runs."""
     reference = copy_checkout(tmp_path_factory.mktemp("reference"))
     (reference / CONFIG_NAME).write_text(yaml.safe_dump(interrupt_config()))

@@ -37,13 +37,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_checkout
 from PIL import Image
 from real_fixtures import (KITTI_DRIVE, NYU_LABELED_FRAMES, RealSample, kitti_train_pixels, nyu_train_pixels,
                            predict_with_cli, read_png, real_samples, reference_metrics, write_eigen_train_split,
@@ -53,6 +53,7 @@ from depthxai.data.nyu import read_nyu_splits
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 METHODS = ["explainer", "ig", "random", "rollout", "saliency"]
 DATASETS = ["kitti", "nyu"]
@@ -141,7 +142,8 @@ def samples(shared_dir: Path) -> list[RealSample]:
 
 
 @pytest.fixture(scope="module")
-def paper_run(shared_dir: Path, samples: list[RealSample], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def paper_run(shared_dir: Path, samples: list[RealSample], tmp_path_factory: pytest.TempPathFactory,
+              copy_checkout: Callable[[Path], Path]) -> Path:
     root = tmp_path_factory.mktemp("paper")
     workdir = copy_checkout(root / "checkout")
     fixtures = _build_mirror(shared_dir, root / "mirror")

@@ -199,28 +199,56 @@ def test_signed_ranking_removes_the_most_positive_first() -> None:
     assert abs_curves["morf_depth_rmse"][1] == pytest.approx(change / np.sqrt(H * W), abs=1e-7)
 
 
-def test_replacements() -> None:
-    gen = torch.Generator().manual_seed(3)
-    image = torch.rand((3, 8, 8), generator=gen, dtype=torch.float64)
-    mean = replacement_image(image, PerturbationConfig(replacement="mean"), MEAN_RGB, seed=0)
+def _image() -> torch.Tensor:
+    """The image the replacement tests perturb: 3 x 8 x 8 float64, uniform in [0, 1), seed 3."""
+    return torch.rand((3, 8, 8), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+
+def test_mean_replacement_is_the_mean_colour_everywhere() -> None:
+    mean = replacement_image(_image(), PerturbationConfig(replacement="mean"), MEAN_RGB, seed=0)
     torch.testing.assert_close(mean, torch.tensor(MEAN_RGB, dtype=torch.float64).view(3, 1, 1).expand(3, 8, 8))
-    # blur: scipy's 'mirror' is torch's 'reflect' (radius 3 < 8); a radius >= the size falls back to 'nearest'
+
+
+def test_blur_replacement_is_scipys_mirror_gaussian_filter() -> None:
+    # blur: scipy's 'mirror' is torch's 'reflect' (radius 3 < 8)
+    image = _image()
     blurred = replacement_image(image, PerturbationConfig(replacement="blur", blur_sigma=1.0), MEAN_RGB, seed=0)
     expected = ndimage.gaussian_filter(image.numpy(), sigma=(0, 1.0, 1.0), mode="mirror", truncate=3.0)
     np.testing.assert_allclose(blurred.numpy(), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_blur_wider_than_the_image_falls_back_to_nearest_padding() -> None:
+    # a radius >= the size falls back to 'nearest'
+    image = _image()
     wide = replacement_image(image, PerturbationConfig(replacement="blur", blur_sigma=3.0), MEAN_RGB, seed=0)
     expected = ndimage.gaussian_filter(image.numpy(), sigma=(0, 3.0, 3.0), mode="nearest", truncate=3.0)
     np.testing.assert_allclose(wide.numpy(), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_gaussian_kernel_spans_three_sigma_sums_to_one_and_needs_a_positive_sigma() -> None:
     assert gaussian_kernel1d(1.0).shape == (7,) and float(gaussian_kernel1d(0.2).sum()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="sigma"):
-        gaussian_blur(image[None], 0.0)
+        gaussian_blur(_image()[None], 0.0)
+
+
+def test_noise_replacement_is_the_image_plus_seeded_gaussian_noise_clipped() -> None:
     # noise: the image plus N(0, std^2) drawn from the seed, clipped to [0, 1]
+    image = _image()
     config = PerturbationConfig(replacement="noise", noise_std=0.2)
     noisy = replacement_image(image, config, MEAN_RGB, seed=17)
     draw = torch.randn((3, 8, 8), generator=torch.Generator().manual_seed(17), dtype=torch.float64)
     torch.testing.assert_close(noisy, (image + 0.2 * draw).clamp(0, 1))
+
+
+def test_noise_replacement_depends_on_the_seed_only() -> None:
+    image = _image()
+    config = PerturbationConfig(replacement="noise", noise_std=0.2)
+    noisy = replacement_image(image, config, MEAN_RGB, seed=17)
     assert torch.equal(noisy, replacement_image(image, config, MEAN_RGB, seed=17))
     assert not torch.equal(noisy, replacement_image(image, config, MEAN_RGB, seed=18))
+
+
+def test_noise_replacement_has_the_configured_spread_and_no_bias() -> None:
     grey = torch.full((3, 64, 64), 0.5, dtype=torch.float64)
     spread = replacement_image(grey, PerturbationConfig(replacement="noise", noise_std=0.05), MEAN_RGB, seed=1) - 0.5
     assert float(spread.std()) == pytest.approx(0.05, rel=0.05) and abs(float(spread.mean())) < 0.005
@@ -254,6 +282,7 @@ def test_fractions_that_remove_no_pixel_give_zero_curves() -> None:
     stored = model.native(image[None]).detach()
     for clean in (None, stored):
         curves = perturbation_curves(model, image, relevance, config, MEAN_RGB, seed=0, clean_native=clean)
+        assert {"morf_depth_rmse", "lerf_depth_rmse", "morf_depth_absrel", "lerf_depth_absrel"} <= set(curves)
         assert all(np.array_equal(v, [0.0, 0.0]) for v in curves.values())
 
 

@@ -97,7 +97,7 @@ def test_relative_position_index_buffers_are_correct() -> None:
         assert index.dtype == torch.int64, name
         assert torch.equal(index, expected), name
     tables = {k: v for k, v in model.state_dict().items() if k.endswith("relative_position_bias_table")}
-    assert all(t.shape[0] == 13 * 13 for t in tables.values())
+    assert len(tables) == len(buffers) and all(t.shape[0] == 13 * 13 for t in tables.values())
     assert model.state_dict()["decoder.bottleneck.bn.num_batches_tracked"].dtype == torch.int64
 
 

@@ -263,20 +263,43 @@ def test_markdown_and_latex_are_well_formed(statistics, tmp_path) -> None:
     assert again[1].read_bytes() == paths[1].read_bytes()
 
 
-def test_rendering_details() -> None:
-    table = pd.DataFrame({"dataset": ["nyu", "nyu"], "model": ["meter_xxs", "meter_s"], "n": [5, 5],
-                          "x_mean": [-0.01234, 0.5], "x_ci_low": [-0.02, np.nan], "x_ci_high": [0.0, np.nan],
-                          "odd|name": ["a_b", "c"]})
-    markdown = to_markdown(table, "cap")
-    lines = _table_lines(markdown)
+def _rendering_table() -> pd.DataFrame:
+    """Two rows: a negative mean with its interval, a mean whose interval is undefined; a header with a pipe."""
+    return pd.DataFrame({"dataset": ["nyu", "nyu"], "model": ["meter_xxs", "meter_s"], "n": [5, 5],
+                         "x_mean": [-0.01234, 0.5], "x_ci_low": [-0.02, np.nan], "x_ci_high": [0.0, np.nan],
+                         "odd|name": ["a_b", "c"]})
+
+
+def test_markdown_row_shows_display_names_and_the_mean_with_its_interval() -> None:
+    lines = _table_lines(to_markdown(_rendering_table(), "cap"))
     assert lines[2] == r"| NYU Depth v2 | METER-XXS | 5 | −0.0123 [−0.0200, 0.0000] | a_b |"
+
+
+def test_markdown_row_omits_an_undefined_interval_and_a_repeated_dataset() -> None:
+    lines = _table_lines(to_markdown(_rendering_table(), "cap"))
     assert lines[3] == r"|  | METER-S | 5 | 0.5000 | c |"  # no interval where the CI is undefined
+
+
+def test_markdown_escapes_a_pipe_in_a_header() -> None:
+    lines = _table_lines(to_markdown(_rendering_table(), "cap"))
     assert r"odd\|name" in lines[0]
-    latex = to_latex(table, "a & b", label="tab:x")
+
+
+def test_latex_escapes_caption_and_cells_and_typesets_minus_signs() -> None:
+    latex = to_latex(_rendering_table(), "a & b", label="tab:x")
     assert r"\caption{a \& b}" in latex and r"a\_b" in latex and r"$-$0.0123" in latex
+
+
+def test_latex_escape_of_special_characters() -> None:
     assert latex_escape("50%_#{x}") == r"50\%\_\#\{x\}"
+
+
+def test_display_names_of_models_and_methods_unknown_ones_unchanged() -> None:
     assert display_name("model", "pixelformer_large07") == "PixelFormer-large07"
     assert display_name("method", "ig") == "IG" and display_name("method", "gradcam") == "gradcam"
+
+
+def test_methods_sort_paper_methods_first_then_alphabetical_then_baselines() -> None:
     assert sort_methods(["random", "zeta", "ig", "saliency", "alpha"]) == ["saliency", "ig", "alpha", "zeta", "random"]
 
 
@@ -342,6 +365,7 @@ def test_curve_bands_match_direct_computation() -> None:
     _, low, high = bootstrap_ci(np.sort(point), n_resamples=300, method="percentile", seed=2)
     assert (row["low"], row["high"]) == (pytest.approx(low), pytest.approx(high))
     zero = boot[boot["fraction"] == 0.0]
+    assert len(zero) == 2 * 3 * 2  # models x methods x orders
     assert (zero["low"] == 0).all() and (zero["high"] == 0).all()  # nothing removed: no change, no spread
     with pytest.raises(ValueError, match="no curve"):
         figures.curve_bands(curves, curve="nope")
@@ -402,7 +426,10 @@ def test_disagreement_rule_marks_exactly_the_constructed_points() -> None:
     assert (planted_row["fidelity_pct"], planted_row["conventional_pct"]) == (1.0, pytest.approx(1 / 36))
     # Infidelity is lower-is-better: oriented, it agrees with AF (= -quality), except where AF was planted.
     infid = figures.disagreement_points(scores, conventional="infidelity", threshold=0.5)
+    flagged_infid = {tuple(r) for r in infid.loc[infid["disagree"], ["model", "method", "image_id"]]
+                     .itertuples(index=False)}
     assert set(infid.loc[infid["disagree"], "image_id"]) <= {"img_03", "img_07"}
+    assert flagged_infid and flagged_infid <= planted  # some planted point shows, and nothing else does
     assert figures.disagreement_points(scores, threshold=0.99)["disagree"].sum() == 0
     assert "differ by more than 0.3" in figures.disagreement_caption(threshold=0.3)
     # A gap the scores lack is derived from its MoRF and LeRF AUCs, per image.
@@ -533,6 +560,7 @@ def test_qualitative_panels_file_round_trip_is_exact(qualitative_inputs, tmp_pat
         for name in ("rgb", "ground_truth", "prediction"):  # bit for bit, dtype included
             a, b = getattr(ours, name), getattr(theirs, name)
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        assert list(ours.relevance) == list(theirs.relevance) == back.methods
         assert all(ours.relevance[m].tobytes() == theirs.relevance[m].tobytes() for m in ours.relevance)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="bad.npz"):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
@@ -25,29 +25,12 @@ from depthxai.evaluation.sanity import (
     trace_call_order,
 )
 from depthxai.models import build_model, get_card
-from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
 
-TINY_CARD = ModelCard(name="tiny_t_synthindoor", arch="tiny", variant="t", dataset="synthindoor", input_size=(24, 24),
-                      imagenet_norm=False, output_unit_m=1.0, min_depth=1e-3, max_depth=10.0, builder="unused:unused")
-
-
-class TinyDepthNet(nn.Module):
-    """stem -> body (conv, ReLU, conv) -> head; the forward order is stem, body.0, body.2, head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
-        self.head = nn.Conv2d(8, 1, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softplus(self.head(F.relu(self.body(F.relu(self.stem(x))))))
-
-
-def tiny_model() -> DepthModel:
-    torch.manual_seed(1)
-    return DepthModel(TinyDepthNet(), TINY_CARD).eval()
+#: the stand-in network: stem -> body (conv, ReLU, conv) -> head, with ReLUs between and softplus after; the forward
+#: order of the modules with parameters is stem, body.0, body.2, head (PyTorch's initialisation under seed 1)
+TINY = {"input_size": (24, 24), "width": 8, "body": 2, "stride": 1, "seed": 1}
+TinyModel = Callable[..., DepthModel]
 
 
 # --------------------------------------------------------------------------------------------- similarity measures
@@ -101,8 +84,8 @@ def test_spearman_abs_matches_scipy() -> None:
 # --------------------------------------------------------------------------------------------- layer order
 
 
-def test_tiny_cascade_order_and_grouping() -> None:
-    model = tiny_model()
+def test_tiny_cascade_order_and_grouping(tiny_model: TinyModel) -> None:
+    model = tiny_model(**TINY)
     order = trace_call_order(model.net, torch.rand(1, 3, 24, 24))
     assert order == ["stem", "body.0", "body.2", "head"]
     assert [g.name for g in layer_groups(model)] == ["head", "body", "stem"]
@@ -179,8 +162,8 @@ def test_reinitialise_is_seeded_local_and_leaves_the_global_rng() -> None:
 # --------------------------------------------------------------------------------------------- the test
 
 
-def test_cascading_randomisation_known_answers() -> None:
-    model = tiny_model()
+def test_cascading_randomisation_known_answers(tiny_model: TinyModel) -> None:
+    model = tiny_model(**TINY)
     original = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -200,6 +183,7 @@ def test_cascading_randomisation_known_answers() -> None:
         assert (value.loc[(0, method, slice(None), "ssim")] == 1.0).all()
     # the random baseline ignores the model: identical maps at every step
     random_rows = table[(table["method"] == "random") & table["metric"].isin(["spearman", "ssim"])]
+    assert len(random_rows) == 4 * 3 * 2  # steps x images x metrics
     assert (random_rows["value"] == 1.0).all()
     # saliency maps change once the model is randomised
     assert (value.loc[(3, "saliency", slice(None), "spearman")] < 0.9).all()
@@ -224,8 +208,8 @@ class _PredictionMap(AttributionMethod):
             return AttributionResult(maps=self.trained_against(images))
 
 
-def test_the_explainer_is_retrained_once_against_the_fully_randomised_model() -> None:
-    model = tiny_model()
+def test_the_explainer_is_retrained_once_against_the_fully_randomised_model(tiny_model: TinyModel) -> None:
+    model = tiny_model(**TINY)
     images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         weights = target_weights(TargetSpec(), model(images))
@@ -243,24 +227,25 @@ def test_the_explainer_is_retrained_once_against_the_fully_randomised_model() ->
     original = model.net.state_dict()
     assert all(not torch.equal(original[k], v) for k, v in trained_on[0].items() if v.is_floating_point())
     value = explainer.set_index(["step", "image_id", "metric"])["value"]
+    assert len(value.loc[(0, slice(None), "spearman")]) == len(value.loc[(3, slice(None), "spearman")]) == 2
     assert (value.loc[(0, slice(None), "spearman")] == 1.0).all()
     assert (value.loc[(3, slice(None), "spearman")] < 0.99).all()  # the retrained explainer's maps changed
     saliency = table[table["method"] == "saliency"]
     assert sorted(saliency["step"].unique()) == [0, 1, 2, 3]
 
 
-def test_step_scores_match_an_independent_recomputation() -> None:
+def test_step_scores_match_an_independent_recomputation(tiny_model: TinyModel) -> None:
     """The step-1 row equals saliency of a copy whose head was re-initialised with the documented seed."""
     from depthxai.attribution.base import image_seed, reduce_channels
     from depthxai.evaluation.sanity import normalised_magnitude
 
-    model = tiny_model()
+    model = tiny_model(**TINY)
     images = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(3))
     weights = target_weights(TargetSpec(), torch.ones(1, 1, 24, 24))
     saliency = build_method("saliency")
     table = cascading_randomisation(model, images, weights, saliency, seed=11)
     reference = reduce_channels(saliency.attribute(model, images, weights).maps)[0]
-    randomised = DepthModel(TinyDepthNet(), TINY_CARD).eval()
+    randomised = tiny_model(**TINY)
     randomised.load_state_dict(model.state_dict())
     reinitialise(randomised.net, LayerGroup("head", ("head",)), image_seed(11, "head", "randomisation"))
     step1 = reduce_channels(saliency.attribute(randomised, images, weights).maps)[0]

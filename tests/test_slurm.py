@@ -22,14 +22,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 # srun inside a job reads the configuration from the default path only (the plugin clears SLURM_* variables).
@@ -235,7 +234,7 @@ def _wait_for(condition, timeout_s: float, what: str | None, cluster: LocalSlurm
 # ---------------------------------------------------------------------------------------------- workflow
 
 
-def _prepare_workdir(dest: Path) -> None:
+def _prepare_workdir(dest: Path, copy_checkout: Callable[[Path], Path]) -> None:
     copy_checkout(dest)
     (dest / "tiny.yaml").write_text(yaml.safe_dump(TINY_CONFIG, sort_keys=False))
 
@@ -326,10 +325,11 @@ def test_profile_resolves_site_settings_and_resources() -> None:
     # (that downloads stay on the submit host, as localrules, is checked in tests/test_envs.py)
 
 
-def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_path: Path) -> None:
+def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_path: Path,
+                                                copy_checkout: Callable[[Path], Path]) -> None:
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
-    _prepare_workdir(slurm_dir)
-    _prepare_workdir(local_dir)
+    _prepare_workdir(slurm_dir, copy_checkout)
+    _prepare_workdir(local_dir, copy_checkout)
 
     # both at once: the SLURM run mostly waits between status checks, the local run uses that time
     slurm_run = SnakemakeRun.start(slurm_dir, "--executor", "slurm", "--profile", "profiles/slurm", *SLURM_TEST_ARGS,
@@ -348,6 +348,7 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", slurm_log)
     rules_by_id = {job_id: re.search(r"/rule_(\w+)/", log_path)[1] for job_id, log_path in submitted}
     expected = _job_counts(local_log) - Counter({"all": 1})
+    assert expected["train_model"] == 1 and expected["predict"] >= 1, expected  # the local run's jobs were read
     assert Counter(rules_by_id.values()) == expected, (Counter(rules_by_id.values()), expected)
     assert _job_counts(slurm_log) == _job_counts(local_log)
 
@@ -377,7 +378,9 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_
             "results/tables/table2.csv", "results/tables/accuracy.csv"} <= compared
     different = [name for name in sorted(compared) if (slurm_dir / name).read_bytes() != (local_dir / name).read_bytes()]
     assert not different, f"outputs differ between the SLURM and the local run: {different}"
-    for weights in local_dir.glob("results/models/*/*/weights.pt"):
+    trained = sorted(local_dir.glob("results/models/*/*/weights.pt"))
+    assert len(trained) == 1, trained  # METER-XXS trained on synthindoor
+    for weights in trained:
         local_state = torch.load(weights, weights_only=True)
         slurm_state = torch.load(slurm_dir / weights.relative_to(local_dir), weights_only=True)
         assert local_state.keys() == slurm_state.keys()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 from depthxai.attribution import RandomRanking, Saliency, TargetSpec
 from depthxai.attribution.run import attribute_split, attribute_to_file, read_attributions, write_attributions
@@ -22,7 +20,6 @@ from depthxai.evaluation.run import EvaluationConfig, evaluate_split
 from depthxai.evaluation.perturbation import PerturbationConfig
 from depthxai.fileio import NpzRows, NpzStreamWriter, read_npz_ids, read_npz_rows
 from depthxai.models.predict import predict_split, predict_to_file, read_predictions, write_predictions
-from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
 
 IDS = ["a0", "a1", "b2", "c3"]
@@ -133,23 +130,9 @@ def test_rows_read_one_member_at_a_time_and_the_stacked_layout(tmp_path: Path,
 # ---------------------------------------------------------------------------------------------------- stages
 
 
-class HalfResNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(3, 1, 3, padding=1)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return 1.0 + F.softplus(F.avg_pool2d(self.conv(x), 2))
-
-
-def tiny_model() -> DepthModel:
-    card = ModelCard(name="tiny_test_synthindoor", arch="tiny", variant="test", dataset="synthindoor", input_size=INPUT,
-                     imagenet_norm=False, output_unit_m=1.0, min_depth=1e-3, max_depth=10.0, builder="unused:unused")
-    return DepthModel(HalfResNet(), card).eval()
+#: the stand-in network: one 3x3 conv to a single channel, 2x2 average pool, 1 + softplus (weights from N(0, 1))
+TINY = {"input_size": INPUT, "width": 1, "activation": "none", "pool": 2, "body": 0, "head_kernel": None,
+        "offset": 1.0, "seed": 0, "init_std": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +150,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_streamed_stages_equal_the_in_memory_ones(dataset: Path, tmp_path: Path) -> None:
-    model = tiny_model()
+def test_streamed_stages_equal_the_in_memory_ones(dataset: Path, tmp_path: Path,
+                                                  tiny_model: Callable[..., DepthModel]) -> None:
+    model = tiny_model(**TINY)
     arrays, metrics = predict_split(model, dataset, IDS, progress=False)
     streamed_metrics = predict_to_file(tmp_path / "pred.npz", model, dataset, IDS, progress=False)
     pd.testing.assert_frame_equal(streamed_metrics, metrics)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_checkout
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
 MODELS = sorted(TINY["models"])
 METHODS = sorted(TINY["methods"])
@@ -32,7 +34,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, copy_checkout: Callable[[Path], Path]) -> Path:
     workdir = copy_checkout(tmp_path_factory.mktemp("workflow"))
     (workdir / "tiny_config.yaml").write_text(yaml.safe_dump(TINY))
     result = _snakemake(workdir)
@@ -74,8 +76,14 @@ def test_tidy_results_are_complete(tiny_run: Path) -> None:
     fractions = sorted(curves["fraction"].unique())
     assert fractions == TINY["evaluation"]["fractions"]
     at_zero = curves[(curves["fraction"] == 0) & curves["curve"].str.startswith("depth_")]
+    depth_curves = {f"depth_{c}{'' if k == 0 else '@' + name}" for k, name in enumerate(schemes)
+                    for c in ("rmse", "absrel")}
+    assert set(at_zero["curve"]) == depth_curves
+    # one row per dataset, model, method, image, order and depth curve
+    assert len(at_zero) == len(DATASETS) * len(MODELS) * len(METHODS) * n_test * 2 * len(depth_curves)
     assert (at_zero["value"] == 0).all()  # removing nothing changes nothing
     summary = pd.read_csv(tiny_run / "results" / "stats" / "summary.csv")
+    assert len(summary) > 0
     assert (summary["ci_low"] <= summary["mean"] + 1e-12).all() and (summary["mean"] <= summary["ci_high"] + 1e-12).all()
     friedman = pd.read_csv(tiny_run / "results" / "stats" / "friedman.csv")
     assert set(friedman["model"]) == set(MODELS) and friedman["p"].dropna().between(0, 1).all()
@@ -107,14 +115,26 @@ def test_science_and_claims(tiny_run: Path) -> None:
     text = claims.read_text()
     for claim in ("Claim 1", "Claim 2", "Claim 3"):
         assert claim in text
-    claims_table = pd.read_csv(results / "claims.csv")
+    claims_table = pd.read_csv(results / "claims.csv", dtype={"claim": str})
+    # per claim and removal scheme: one row per (dataset, model) of the claim's family, one for the claim as a whole
+    roles = ["primary"] + [f"scheme:{scheme['name']}" for scheme in TINY["evaluation"]["schemes"][1:]]
+    families = {"1": [m for m in MODELS if m.startswith("meter_")],
+                "2": [m for m in MODELS if m.startswith("pixelformer_")], "3": MODELS}
+    expected_rows = Counter({(claim, role, "pair"): len(DATASETS) * len(models)
+                             for claim, models in families.items() for role in roles})
+    expected_rows.update({(claim, role, "all"): 1 for claim in families for role in roles})
+    assert Counter(zip(claims_table["claim"], claims_table["role"], claims_table["scope"])) == expected_rows
+    assert len(claims_table) == sum(expected_rows.values()) == 21
     assert set(claims_table["verdict"]) <= {"supported", "not supported", "inconclusive", "not evaluated"}
     assert set(claims_table["role"]) == {"primary", "scheme:road", "scheme:patch"}
     assert set(claims_table["scope"]) == {"pair", "all"}
     sanity = pd.read_csv(results / "science" / "synthindoor" / "meter_xxs" / "sanity.csv", dtype={"image_id": str})
+    n_sanity = TINY["science"]["sanity"]["n_images"]
     step0 = sanity[(sanity["step"] == 0) & sanity["metric"].isin(["spearman", "ssim"])]
+    assert len(step0) == sanity["method"].nunique() * n_sanity * 2 and sanity["method"].nunique() >= 2
     assert np.allclose(step0["value"], 1.0)  # the intact model reproduces its own maps
     randomised = sanity[(sanity["method"] == "random") & (sanity["metric"] == "ssim")]
+    assert len(randomised) == sanity["step"].nunique() * n_sanity and sanity["step"].nunique() >= 2  # every step
     assert np.allclose(randomised["value"], 1.0)  # a model-independent map never changes: the known answer
     for table in ("randomisation", "localisation", "reliability"):
         assert len(pd.read_csv(results / "tables" / f"{table}.csv")) > 0
@@ -126,11 +146,11 @@ def test_science_and_claims(tiny_run: Path) -> None:
     assert len(oracle) == len(MODELS) and np.allclose(oracle["fidelity_mosaic_mean"], 1.0)
     alpha = pd.read_csv(results / "science" / "reliability" / "alpha.csv")
     assert set(alpha["methods_set"]) == {"explanations", "all"}
-    explained = alpha[alpha["methods_set"] == "explanations"]
-    signed_only = explained["metric"] == "infidelity"
-    assert signed_only.sum() == len(MODELS)  # one row per model
-    assert (explained.loc[signed_only, "n_methods"] == 2).all()  # the signed maps only: saliency, ig
-    assert (explained.loc[~signed_only, "n_methods"] == 3).all()  # saliency, ig, rollout
+    # one row per (dataset, model) and metric
+    explained = alpha[alpha["methods_set"] == "explanations"].set_index("metric")["n_methods"]
+    assert len(explained.loc[["infidelity"]]) == len(DATASETS) * len(MODELS)
+    assert (explained.loc[["infidelity"]] == 2).all()  # the signed maps only: saliency, ig
+    assert len(explained.drop("infidelity")) > 0 and (explained.drop("infidelity") == 3).all()  # saliency, ig, rollout
     icc = pd.read_csv(results / "science" / "reliability" / "icc.csv")
     assert set(icc["factor"]) == {"analysis_seed", "training_seed"}
     reliability = pd.read_csv(results / "tables" / "reliability.csv")

@@ -63,6 +63,9 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def run_synthesize(args: argparse.Namespace) -> None:
     from depthxai.data.synthetic import generate_dataset
+    from depthxai.memory import retain_freed_memory
+
+    retain_freed_memory()  # whole-image temporaries: reuse freed memory instead of page-faulting it in again
 
     info = generate_dataset(args.out, name=args.name, setup=args.setup, n_train=args.n_train, n_test=args.n_test,
                             seed=args.seed, size=tuple(args.size) if args.size else None, progress=not args.quiet)

@@ -376,14 +376,17 @@ def _sun_boxes(table: PrimitiveTable, casters: np.ndarray, basis: np.ndarray) ->
 
 
 def shadow_visibility(scene: Scene, table: PrimitiveTable, points: np.ndarray, normals: np.ndarray,
-                      pixels: np.ndarray) -> np.ndarray:
-    """1 where the light reaches ``points`` ``(3, M)`` (surface ``normals`` ``(3, M)``, seen at flat pixel indices
-    ``pixels`` ``(M,)``), 0 where a shadow-casting primitive blocks it; float64 ``(M,)``.
+                      pixels: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+    """1 where the light reaches ``points`` ``(3, M)`` (surface ``normals`` ``(3, M)`` facing the light, seen at
+    flat pixel indices ``pixels`` ``(M,)``, lying on primitives ``own`` ``(M,)`` if given), 0 where a
+    shadow-casting primitive blocks it; float64 ``(M,)``.
 
     Culling, conservative at both levels: the points of each :data:`SHADOW_TILE` image tile are bounded by one
     sphere, and a (tile, caster) pair survives if the caster's bounds seen from the light (its box in the sun's
     frame; the cone of its bounding sphere from a point light) can cover it; then each point of a surviving tile
     is tested against the caster's bounds, and only the remaining (point, caster) pairs are intersected exactly.
+    A point is not tested against its own primitive where its normal points out of it: a convex body lies behind
+    the tangent plane that the ray leaves, so that test always misses.
     """
     light = scene.light
     n = points.shape[1]
@@ -451,6 +454,12 @@ def shadow_visibility(scene: Scene, table: PrimitiveTable, points: np.ndarray, n
                           (ax[0] / dcp, ax[1] / dcp, ax[2] / dcp))
             near = ~np.isfinite(radius) | (dcp <= radius) | ((toward >= cos_cone) & (dp > dcp - radius))
             reach = 1.0  # the light sits at parameter 1 of the unnormalised direction
+    if own is not None:
+        # Outward normals: a box's or sphere's normal points away from its centre (planes are two-sided).
+        center = _rows(table.center, own)
+        outward = (table.kind.take(own) == PLANE) | (_dot(normals, (points[0] - center[0], points[1] - center[1],
+                                                                     points[2] - center[2])) > 0)
+        near &= ~((caster == own.take(point)) & outward.take(point))
     keep = np.flatnonzero(near)
     point, caster = point.take(keep), caster.take(keep)
     kinds = table.kind.take(caster)

@@ -75,7 +75,8 @@ def render(scene: Scene) -> Render:
     # Only surfaces facing the light can be shadowed.
     shadow = np.zeros(len(t))
     facing = np.flatnonzero(lambert > 0)
-    shadow[facing] = shadow_visibility(scene, table, points[:, facing], normals[:, facing], pix[facing])
+    shadow[facing] = shadow_visibility(scene, table, points[:, facing], normals[:, facing], pix[facing],
+                                       prim[facing])
     color = base * (light.ambient + light.intensity * lambert * shadow * falloff + emission)
     if scene.haze_m > 0:
         keep = np.exp(-t / scene.haze_m)

@@ -134,6 +134,7 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
+        _check_train_settings(arch, spec.get("train", {}))
     if "explainer" in config["methods"]:
         # The explainer trains on each dataset's train split: rendered (synthetic) or selected (datasets.<name>.train).
         for name, spec in datasets.items():
@@ -153,6 +154,31 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 raise ConfigError(f"config key datasets.{name}.{key}: the localisation mosaics of the science stage need "
                                   "at least 4 test images (or set science.enabled: false)")
     _check_evaluation(config["evaluation"])
+
+
+#: Input sizes each architecture accepts, as the valid remainders of (H, W) modulo 64: METER's rule
+#: (depthxai.models.meter.check_input_size), PixelFormer's multiples of 32 (the Swin encoder's total stride).
+_VALID_SIZE_RESIDUES = {"meter": ({0, 61, 62, 63}, {0, *range(57, 64)}), "pixelformer": ({0, 32}, {0, 32})}
+
+
+def _check_train_settings(arch: str, train: Mapping[str, Any]) -> None:
+    """``models.<arch>.train``: the low-resolution epochs leave at least one epoch at the card's size and use a
+    size the network accepts."""
+    low = train.get("low_res_epochs", 0)
+    if not low:
+        return
+    key = f"config key models.{arch}.train"
+    if "epochs" in train and low >= train["epochs"]:
+        raise ConfigError(f"{key}.low_res_epochs: {low} must be fewer than epochs ({train['epochs']}), so that the "
+                          "last epochs adapt to the model's input size")
+    if "low_res_size" not in train:
+        raise ConfigError(f"{key}.low_res_size: required with low_res_epochs > 0, e.g. [128, 192]")
+    family = arch.split("_")[0]
+    rows, cols = _VALID_SIZE_RESIDUES[family]
+    h, w = (int(v) for v in train["low_res_size"])
+    if h % 64 not in rows or w % 64 not in cols:
+        rule = "multiples of 32" if family == "pixelformer" else "H mod 64 in {0, 61, 62, 63}, W mod 64 in {0, 57..63}"
+        raise ConfigError(f"{key}.low_res_size: {family} cannot take {h}x{w} ({rule})")
 
 
 def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[str, Any]) -> None:

@@ -162,23 +162,24 @@ _VALID_SIZE_RESIDUES = {"meter": ({0, 61, 62, 63}, {0, *range(57, 64)}), "pixelf
 
 
 def _check_train_settings(arch: str, train: Mapping[str, Any]) -> None:
-    """``models.<arch>.train``: the low-resolution epochs leave at least one epoch at the card's size and use a
-    size the network accepts."""
-    low = train.get("low_res_epochs", 0)
-    if not low:
-        return
+    """``models.<arch>.train``: the low-resolution epochs leave at least one epoch at the card's size, crops
+    fit in the epochs, and both use sizes the network accepts."""
     key = f"config key models.{arch}.train"
-    if "epochs" in train and low >= train["epochs"]:
-        raise ConfigError(f"{key}.low_res_epochs: {low} must be fewer than epochs ({train['epochs']}), so that the "
-                          "last epochs adapt to the model's input size")
-    if "low_res_size" not in train:
-        raise ConfigError(f"{key}.low_res_size: required with low_res_epochs > 0, e.g. [128, 192]")
     family = arch.split("_")[0]
     rows, cols = _VALID_SIZE_RESIDUES[family]
-    h, w = (int(v) for v in train["low_res_size"])
-    if h % 64 not in rows or w % 64 not in cols:
-        rule = "multiples of 32" if family == "pixelformer" else "H mod 64 in {0, 61, 62, 63}, W mod 64 in {0, 57..63}"
-        raise ConfigError(f"{key}.low_res_size: {family} cannot take {h}x{w} ({rule})")
+    rule = "multiples of 32" if family == "pixelformer" else "H mod 64 in {0, 61, 62, 63}, W mod 64 in {0, 57..63}"
+    for epochs_key, size_key, bound in (("low_res_epochs", "low_res_size", "fewer than"),
+                                        ("crop_epochs", "crop_size", "at most")):
+        count = train.get(epochs_key, 0)
+        if not count:
+            continue
+        if "epochs" in train and (count >= train["epochs"] if bound == "fewer than" else count > train["epochs"]):
+            raise ConfigError(f"{key}.{epochs_key}: {count} must be {bound} epochs ({train['epochs']})")
+        if size_key not in train:
+            raise ConfigError(f"{key}.{size_key}: required with {epochs_key} > 0, e.g. [128, 192]")
+        h, w = (int(v) for v in train[size_key])
+        if h % 64 not in rows or w % 64 not in cols:
+            raise ConfigError(f"{key}.{size_key}: {family} cannot take {h}x{w} ({rule})")
 
 
 def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[str, Any]) -> None:

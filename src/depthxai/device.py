@@ -72,3 +72,51 @@ def set_threads(threads: int | None) -> None:
     """Limit torch's intra-op threads (Snakemake runs jobs side by side, one thread each by default)."""
     if threads:
         torch.set_num_threads(int(threads))
+
+
+#: Environment variable naming the instruction set that training jobs pin their CPU kernels to (``native``: no
+#: pin, each library picks the widest the CPU has).
+CPU_ISA_ENV = "DEPTHXAI_CPU_ISA"
+#: The pin used when ``$DEPTHXAI_CPU_ISA`` is unset: AVX2, which every x86-64 CPU of the last decade has.
+DEFAULT_CPU_ISA = "avx2"
+#: Per pinned instruction set, the variables that fix each CPU kernel library's code path: ATen's vectorised
+#: kernels (``ATEN_CPU_CAPABILITY``: reductions in softmax, layer norm, sums run in AVX2 or AVX-512 lanes),
+#: oneDNN's convolutions (``ONEDNN_MAX_CPU_ISA``: JIT kernels block channels by the vector width) and MKL's
+#: matrix products (``MKL_CBWR``: conditional numerical reproducibility). Each library reads its variable once,
+#: at its first kernel, so they must be set before the first tensor operation of the process.
+CPU_KERNEL_PINS: dict[str, dict[str, str]] = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"},
+}
+
+
+def pin_cpu_kernels(isa: str | None = None) -> dict[str, str]:
+    """Pin the CPU kernels of torch, oneDNN and MKL to one instruction set (:data:`CPU_KERNEL_PINS`), so that a
+    training job computes the same floating-point operations in the same order, and writes the same weights, on
+    every x86-64 machine that has that instruction set, whatever wider one it also has (AVX-512).
+
+    Args:
+        isa: a key of :data:`CPU_KERNEL_PINS` or ``native``; ``None``: ``$DEPTHXAI_CPU_ISA``, else
+            :data:`DEFAULT_CPU_ISA`.
+
+    Returns:
+        the environment variables set (empty for ``native``).
+
+    Raises:
+        ConfigError: for an unknown instruction set, or if ATen already runs at another capability (a tensor
+            operation ran before this call).
+    """
+    isa = (isa or os.environ.get(CPU_ISA_ENV) or DEFAULT_CPU_ISA).strip().lower()
+    if isa == "native":
+        return {}
+    if isa not in CPU_KERNEL_PINS:
+        raise ConfigError(f"environment variable {CPU_ISA_ENV}={isa!r}: use one of {', '.join(CPU_KERNEL_PINS)} or "
+                          "native (no pin)")
+    pins = CPU_KERNEL_PINS[isa]
+    os.environ.update(pins)
+    active = torch.backends.cpu.get_cpu_capability().lower()
+    if active != pins["ATEN_CPU_CAPABILITY"]:
+        raise ConfigError(f"{CPU_ISA_ENV}={isa}: torch runs its CPU kernels at {active.upper()}, not "
+                          f"{pins['ATEN_CPU_CAPABILITY'].upper()} (this CPU lacks it, or a tensor operation ran "
+                          "before the pin); use another value or native")
+    return dict(pins)

@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=12, help="scenes per set-up (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=2, help="job mode: alternations per version (default: %(default)s)")
     p.add_argument("--retain-memory", action=argparse.BooleanOptionalAction, default=True,
-                   help="render mode: call depthxai.memory.retain_freed_memory first (default: %(default)s)")
+                   help="render mode: call depthxai.runtime.retain_freed_memory first (default: %(default)s)")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument("--child", nargs=3, metavar=("VERSION", "SETUP", "OUT"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -78,7 +78,7 @@ def load_reference(path: Path) -> ModuleType:
 
 def run_render(args: argparse.Namespace, ref: ModuleType) -> dict[str, object]:
     if args.retain_memory:
-        from depthxai.memory import retain_freed_memory
+        from depthxai.runtime import retain_freed_memory
         retain_freed_memory()
     from depthxai.data import synthetic as new
 

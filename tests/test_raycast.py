@@ -12,7 +12,7 @@ from PIL import Image
 from depthxai.data import synthetic as S
 from depthxai.data.io import read_rgb, write_rgb
 from depthxai.data.synthetic import raycast as R
-from depthxai.memory import retain_freed_memory
+from depthxai.runtime import retain_freed_memory
 
 SIZES = {"indoor": (30, 40), "road": (24, 80)}
 

@@ -63,7 +63,7 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def run_synthesize(args: argparse.Namespace) -> None:
     from depthxai.data.synthetic import generate_dataset
-    from depthxai.memory import retain_freed_memory
+    from depthxai.runtime import retain_freed_memory
 
     retain_freed_memory()  # whole-image temporaries: reuse freed memory instead of page-faulting it in again
 
@@ -165,9 +165,13 @@ def _mean_rgb_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from depthxai.runtime import pin_cpu_kernels
+
+    pins = pin_cpu_kernels()  # before torch loads: the same weights on every x86-64 machine
     from depthxai.device import set_threads
     from depthxai.models.train import TrainConfig, train_model
 
+    log.info("CPU kernels pinned: %s", json.dumps(pins, sort_keys=True) if pins else "no (native)")
     set_threads(args.threads)
     config = TrainConfig(**args.train)
     metrics = train_model(args.model, args.data, config, args.out_weights, args.out_metrics, log=log)
@@ -247,6 +251,9 @@ def _model_card_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_train_explainer(args: argparse.Namespace) -> None:
+    from depthxai.runtime import pin_cpu_kernels
+
+    pin_cpu_kernels()  # as for `train`: before torch loads
     from depthxai.attribution.explainer import ExplainerConfig, train_explainer
 
     model = _load_model(args)

@@ -174,7 +174,8 @@ def run_train(args: argparse.Namespace) -> None:
     log.info("CPU kernels pinned: %s", json.dumps(pins, sort_keys=True) if pins else "no (native)")
     set_threads(args.threads)
     config = TrainConfig(**args.train)
-    metrics = train_model(args.model, args.data, config, args.out_weights, args.out_metrics, log=log)
+    metrics = train_model(args.model, args.data, config, args.out_weights, args.out_metrics, log=log,
+                          progress=not args.quiet)
     log.info("test metrics: %s", json.dumps(metrics, sort_keys=True))
 
 

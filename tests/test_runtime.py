@@ -1,4 +1,5 @@
-"""Pinned CPU kernels: `depthxai train` writes the same weights whatever instruction set the machine would pick.
+"""depthxai.runtime: freed memory kept for reuse changes no result; pinned CPU kernels make `depthxai train` write
+the same weights whatever instruction set the machine would pick.
 
 Another machine is emulated by the variables that make this one's libraries pick other kernels
 (``ATEN_CPU_CAPABILITY=default``: ATen without AVX2 vectorisation; ``ONEDNN_MAX_CPU_ISA=SSE41``: oneDNN's SSE4.1
@@ -18,14 +19,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from depthxai.data.synthetic import generate_dataset
+from depthxai.data.synthetic import generate_dataset, render_scene
+from depthxai.runtime import retain_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_MACHINE = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"}
 
-pytestmark = pytest.mark.skipif(
+needs_avx2 = pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64") or torch.backends.cpu.get_cpu_capability() == "DEFAULT",
     reason="needs an x86-64 CPU with AVX2 (the pinned instruction set)")
+
+
+def test_retained_memory_changes_no_result() -> None:
+    before = render_scene("indoor", 4, (24, 32))
+    assert retain_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    after = render_scene("indoor", 4, (24, 32))
+    assert before[0].tobytes() == after[0].tobytes() and before[1].tobytes() == after[1].tobytes()
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -45,6 +54,7 @@ def _capability(**extra: str) -> dict[str, object]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@needs_avx2
 def test_the_pin_overrides_what_the_environment_says() -> None:
     # This process has imported torch: pinning now could not reach MKL and oneDNN, so it refuses.
     from depthxai.runtime import pin_cpu_kernels
@@ -73,6 +83,7 @@ def _weights_hash(data: Path, out: Path, model: str, **extra: str) -> str:
     return hashlib.sha256((out / "w.pt").read_bytes()).hexdigest()
 
 
+@needs_avx2
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["meter_xxs_synthindoor", "pixelformer_nano07_synthindoor"])
 def test_weights_do_not_depend_on_the_kernels_once_pinned(tiny: Path, tmp_path: Path, model: str) -> None:

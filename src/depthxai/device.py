@@ -72,4 +72,3 @@ def set_threads(threads: int | None) -> None:
     """Limit torch's intra-op threads (Snakemake runs jobs side by side, one thread each by default)."""
     if threads:
         torch.set_num_threads(int(threads))
-

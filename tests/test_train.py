@@ -44,7 +44,8 @@ def trained(tiny_indoor: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_training_learns_and_writes_metrics(trained: tuple[Path, Path, dict[str, float]]) -> None:
     _, metrics_path, metrics = trained
     record = json.loads(metrics_path.read_text())
-    for key in ("delta1", "abs_rel", "rmse", "train_seconds", "epochs", "n_train", "n_test", "final_loss"):
+    for key in ("delta1", "abs_rel", "rmse", "train_seconds", "train_cpu_seconds", "epochs", "n_train", "n_test",
+                "final_loss"):
         assert isinstance(record[key], float) and math.isfinite(record[key]), key
         assert record[key] == metrics[key]
     assert record["model"] == METER and record["dataset"] == "synthindoor"
@@ -112,6 +113,43 @@ def test_config_validation() -> None:
         _config(low_res_epochs=1)
     with pytest.raises(ValueError, match="lr"):
         _config(lr=0.0)
+    with pytest.raises(ValueError, match="crop_epochs"):
+        _config(epochs=2, crop_epochs=3, crop_size=(32, 32))
+    with pytest.raises(ValueError, match="crop_size"):
+        _config(crop_epochs=1)
+    assert _config(epochs=2, crop_epochs=2, crop_size=(32, 32)).crop_epochs == 2  # every epoch on crops is allowed
+
+
+def test_random_crops_cut_the_same_window_from_image_and_depth() -> None:
+    rgb = torch.arange(2 * 3 * 6 * 8, dtype=torch.float32).reshape(2, 3, 6, 8)
+    depth = torch.arange(2 * 6 * 8, dtype=torch.float32).reshape(2, 1, 6, 8) + 1000
+    crops, depth_crops = T.random_crops(rgb, depth, (4, 5), torch.Generator().manual_seed(3))
+    assert crops.shape == (2, 3, 4, 5) and depth_crops.shape == (2, 1, 4, 5)
+    for i in range(2):
+        # Recover the window from its first value (the tensors count up row by row) and compare slices.
+        first = int(depth_crops[i, 0, 0, 0]) - 1000 - i * 48
+        top, left = divmod(first, 8)
+        assert 0 <= top <= 2 and 0 <= left <= 3
+        assert torch.equal(crops[i], rgb[i, :, top : top + 4, left : left + 5])
+        assert torch.equal(depth_crops[i], depth[i, :, top : top + 4, left : left + 5])
+    # The windows come from the generator: the same seed, the same windows; all positions are reachable.
+    again = T.random_crops(rgb, depth, (4, 5), torch.Generator().manual_seed(3))[0]
+    assert torch.equal(again, crops)
+    gen = torch.Generator().manual_seed(0)
+    corners = {int(T.random_crops(rgb[:1], depth[:1], (4, 5), gen)[1][0, 0, 0, 0]) - 1000 for _ in range(400)}
+    assert corners == {t * 8 + x for t in range(3) for x in range(4)}
+    with pytest.raises(ValueError, match="larger than the training images"):
+        T.random_crops(rgb, depth, (7, 5), gen)
+
+
+def test_crop_epochs_train_on_windows(tiny_indoor: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("test_train_crops")
+    with caplog.at_level(logging.INFO, logger="test_train_crops"):
+        metrics = train_model(METER, tiny_indoor, _config(epochs=2, crop_epochs=1, crop_size=(128, 192)),
+                              tmp_path / "w.pt", tmp_path / "m.json", log=log, progress=False)
+    assert "epoch 1/2 (128x192 crops)" in caplog.text and "epoch 2/2 (192x256)" in caplog.text
+    assert metrics["epochs"] == 2.0 and 0 < metrics["train_cpu_seconds"]
+    load_weights(build_model(METER), tmp_path / "w.pt")
 
 
 def test_silog_loss_matches_formula_and_survives_negative_outputs() -> None:

@@ -259,6 +259,7 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
+        _check_train_settings(arch, spec.get("train", {}))
     if "explainer" in config["methods"]:
         # The explainer trains on each dataset's train split: rendered (synthetic) or selected (datasets.<name>.train).
         for name, spec in datasets.items():
@@ -297,6 +298,32 @@ def _check_methods(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"config key claims.baseline: {baseline!r} is not among the configured methods "
                               f"({', '.join(sorted(methods))}); the claims are decided against it (add it to methods, "
                               "or set science.enabled: false)")
+
+
+#: Input sizes each architecture accepts, as the valid remainders of (H, W) modulo 64: METER's rule
+#: (depthxai.models.meter.check_input_size), PixelFormer's multiples of 32 (the Swin encoder's total stride).
+_VALID_SIZE_RESIDUES = {"meter": ({0, 61, 62, 63}, {0, *range(57, 64)}), "pixelformer": ({0, 32}, {0, 32})}
+
+
+def _check_train_settings(arch: str, train: Mapping[str, Any]) -> None:
+    """``models.<arch>.train``: the low-resolution epochs leave at least one epoch at the card's size, crops
+    fit in the epochs, and both use sizes the network accepts."""
+    key = f"config key models.{arch}.train"
+    family = arch.split("_")[0]
+    rows, cols = _VALID_SIZE_RESIDUES[family]
+    rule = "multiples of 32" if family == "pixelformer" else "H mod 64 in {0, 61, 62, 63}, W mod 64 in {0, 57..63}"
+    for epochs_key, size_key, bound in (("low_res_epochs", "low_res_size", "fewer than"),
+                                        ("crop_epochs", "crop_size", "at most")):
+        count = train.get(epochs_key, 0)
+        if not count:
+            continue
+        if "epochs" in train and (count >= train["epochs"] if bound == "fewer than" else count > train["epochs"]):
+            raise ConfigError(f"{key}.{epochs_key}: {count} must be {bound} epochs ({train['epochs']})")
+        if size_key not in train:
+            raise ConfigError(f"{key}.{size_key}: required with {epochs_key} > 0, e.g. [128, 192]")
+        h, w = (int(v) for v in train[size_key])
+        if h % 64 not in rows or w % 64 not in cols:
+            raise ConfigError(f"{key}.{size_key}: {family} cannot take {h}x{w} ({rule})")
 
 
 def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[str, Any]) -> None:

@@ -72,3 +72,19 @@ def set_threads(threads: int | None) -> None:
     """Limit torch's intra-op threads (Snakemake runs jobs side by side, one thread each by default)."""
     if threads:
         torch.set_num_threads(int(threads))
+
+
+def check_cpu_kernels(pins: dict[str, str]) -> None:
+    """Check that torch runs its CPU kernels at the instruction set :func:`depthxai.runtime.pin_cpu_kernels` pinned.
+
+    Args:
+        pins: what ``pin_cpu_kernels`` returned (empty: nothing pinned, nothing to check).
+
+    Raises:
+        ConfigError: if torch runs at another instruction set (the CPU lacks the pinned one).
+    """
+    wanted = pins.get("ATEN_CPU_CAPABILITY")
+    active = torch.backends.cpu.get_cpu_capability().lower()
+    if wanted is not None and active != wanted:
+        raise ConfigError(f"DEPTHXAI_CPU_ISA: torch runs its CPU kernels at {active.upper()}, not {wanted.upper()} "
+                          "(this CPU lacks it); set DEPTHXAI_CPU_ISA to another value or to native")

@@ -16,8 +16,13 @@ log = logging.getLogger("depthxai")
 
 
 def run_train_explainer(args: argparse.Namespace) -> None:
-    from depthxai.attribution.explainer import ExplainerConfig, train_explainer
+    from depthxai.runtime import pin_cpu_kernels
 
+    pins = pin_cpu_kernels()  # as for `train`: before torch loads
+    from depthxai.attribution.explainer import ExplainerConfig, train_explainer
+    from depthxai.device import check_cpu_kernels
+
+    check_cpu_kernels(pins)
     settings = dict(args.explainer, seed=args.seed, threads=args.threads)
     metrics = train_explainer(load_model(args), args.data, ExplainerConfig.from_config(settings), args.out_weights,
                               args.out_metrics, log=log, progress=not args.quiet)

@@ -14,7 +14,9 @@ log = logging.getLogger("depthxai")
 
 def run_synthesize(args: argparse.Namespace) -> None:
     from depthxai.data.synthetic import generate_dataset
+    from depthxai.runtime import retain_freed_memory
 
+    retain_freed_memory()  # whole-image temporaries: reuse freed memory instead of page-faulting it in again
     info = generate_dataset(args.out, name=args.name, setup=args.setup, n_train=args.n_train, n_test=args.n_test,
                             seed=args.seed, size=tuple(args.size) if args.size else None, progress=not args.quiet)
     log.info("wrote %s (%s, %dx%d)", args.out, info.name, *info.image_size)

@@ -14,12 +14,17 @@ log = logging.getLogger("depthxai")
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from depthxai.device import set_threads
+    from depthxai.runtime import pin_cpu_kernels
+
+    pins = pin_cpu_kernels()  # before torch loads: the same weights on every x86-64 machine
+    from depthxai.device import check_cpu_kernels, set_threads
     from depthxai.models.train import TrainConfig, train_model
 
+    check_cpu_kernels(pins)
+    log.info("CPU kernels pinned: %s", json.dumps(pins, sort_keys=True) if pins else "no (native)")
     set_threads(args.threads)
     metrics = train_model(args.model, args.data, TrainConfig(**args.train), args.out_weights, args.out_metrics,
-                          log=log)
+                          log=log, progress=not args.quiet)
     log.info("test metrics: %s", json.dumps(metrics, sort_keys=True))
 
 

@@ -205,20 +205,27 @@ def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
     return (raw.astype(np.float32) / np.float32(depth_scale)).astype(np.float32)
 
 
-def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
-    """Write ``uint8`` ``(H, W, 3)`` as PNG atomically."""
+def _png_options(compress_level: int | None) -> dict[str, int]:
+    """PIL save options: zlib ``compress_level`` 0-9 (``None``: PIL's default, 6). Level 1 encodes about 3x faster
+    into files about a third larger; the pixels are the same at every level."""
+    return {} if compress_level is None else {"compress_level": int(compress_level)}
+
+
+def write_rgb(path: str | Path, rgb: np.ndarray, compress_level: int | None = None) -> None:
+    """Write ``uint8`` ``(H, W, 3)`` as PNG atomically (``compress_level``: see :func:`_png_options`)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
     with atomic_path(path) as tmp:
-        Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG")
+        Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG", **_png_options(compress_level))
 
 
-def write_depth(path: str | Path, depth_m: np.ndarray, depth_scale: float) -> None:
+def write_depth(path: str | Path, depth_m: np.ndarray, depth_scale: float,
+                compress_level: int | None = None) -> None:
     """Write metres ``(H, W)`` as a 16-bit PNG (value = round(depth * scale), 0 where depth <= 0 or not finite)."""
     depth = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, 0.0)
     raw = np.clip(np.round(depth * depth_scale), 0, 65535).astype(np.uint16)
     with atomic_path(path) as tmp:
-        Image.fromarray(raw).save(tmp, format="PNG")
+        Image.fromarray(raw).save(tmp, format="PNG", **_png_options(compress_level))
 
 
 def sample_paths(root: str | Path, image_id: str) -> tuple[Path, Path | None]:

@@ -20,6 +20,10 @@ What makes a few minutes of single-thread CPU enough (each measured on the synth
   (:func:`smooth_upsampling`): free kernels printed a dotted checkerboard into the depth maps.
 * Optionally the first ``low_res_epochs`` run on images resized to ``low_res_size`` (progressive resizing: about
   half the cost per image), the remaining epochs at the card's input size.
+* Optionally the first ``crop_epochs`` run on random ``crop_size`` windows of the images (the same window for
+  image and depth, drawn per sample from the seeded generator): the cost per image falls with the window's area
+  while the pixel scale, and with it the focal length the depth cues are learned at, stays that of the test
+  images.
 * The saved weights are an exponential moving average of the last ``ema`` share of the steps, with BatchNorm
   statistics recomputed for them (:func:`recalibrate_batchnorm`).
 
@@ -78,6 +82,9 @@ class TrainConfig:
             must be fewer than ``epochs``, so that the last epochs adapt to the card's input size).
         low_res_size: (H, W) for those epochs; it must be a size the network accepts (METER: multiples of 64).
         ema: the saved weights average the last ``ema`` share of the steps exponentially (0: the last weights).
+        crop_epochs: how many of the first epochs train on random ``crop_size`` windows (0: none; at most
+            ``epochs``).
+        crop_size: (H, W) of those windows, no larger than the epoch's images and a size the network accepts.
     """
 
     epochs: int
@@ -91,6 +98,8 @@ class TrainConfig:
     low_res_epochs: int = 0
     low_res_size: tuple[int, int] | None = None
     ema: float = 0.1
+    crop_epochs: int = 0
+    crop_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -104,6 +113,10 @@ class TrainConfig:
             raise ValueError(f"low_res_epochs > 0 needs low_res_size = (H, W), got {self.low_res_size}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not 0 <= self.crop_epochs <= self.epochs:
+            raise ValueError(f"crop_epochs must be in [0, epochs], got {self.crop_epochs} of {self.epochs}")
+        if self.crop_epochs and (self.crop_size is None or len(self.crop_size) != 2 or min(self.crop_size) < 1):
+            raise ValueError(f"crop_epochs > 0 needs crop_size = (H, W), got {self.crop_size}")
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -152,6 +165,24 @@ def load_training_images(data_root: str | Path, split: str, card: ModelCard, inf
         depths.append(resize_depth_nearest(d, card.input_size)[None])
         ids.append(image_id)
     return TrainingImages(torch.stack(rgbs), torch.stack(depths), ids)
+
+
+def random_crops(rgb: Tensor, depth: Tensor, size: tuple[int, int], gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One random ``size`` = (h, w) window per sample of ``rgb`` ``(B, 3, H, W)`` and ``depth`` ``(B, 1, H, W)``,
+    the same window for both; offsets uniform over the valid positions, drawn from ``gen``.
+
+    Raises:
+        ValueError: if the window is larger than the images.
+    """
+    b, _, h, w = rgb.shape
+    ch, cw = size
+    if ch > h or cw > w:
+        raise ValueError(f"crop_size {ch}x{cw} is larger than the training images ({h}x{w})")
+    tops = torch.randint(0, h - ch + 1, (b,), generator=gen).tolist()
+    lefts = torch.randint(0, w - cw + 1, (b,), generator=gen).tolist()
+    windows = list(zip(tops, lefts))
+    return (torch.stack([rgb[i, :, t : t + ch, x : x + cw] for i, (t, x) in enumerate(windows)]),
+            torch.stack([depth[i, :, t : t + ch, x : x + cw] for i, (t, x) in enumerate(windows)]))
 
 
 def _augment(rgb: Tensor, depth: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -343,8 +374,9 @@ def train_model(model_name: str, data_root: str | Path, config: TrainConfig, out
 
     Writes ``out_weights`` (the bare network's ``state_dict`` of plain tensors, loadable with
     :func:`depthxai.models.load_weights`) and ``out_metrics`` (JSON: the test metrics of
-    :func:`evaluate_on_split`, ``train_seconds``, ``epochs`` run, ``n_train``, ``n_test``, ``final_loss``, plus
-    ``epoch_losses``, the model name, the dataset name and the config), both atomically. ``progress`` shows a tqdm bar per epoch.
+    :func:`evaluate_on_split`, ``train_seconds`` (wall), ``train_cpu_seconds`` (this process's CPU time),
+    ``epochs`` run, ``n_train``, ``n_test``, ``final_loss``, plus ``epoch_losses``, the model name, the dataset name
+    and the config), both atomically. ``progress`` shows a tqdm bar per epoch.
 
     Returns:
         the numeric entries of the metrics JSON (``delta1``, ``abs_rel``, ``rmse``, ... , ``train_seconds``).
@@ -367,7 +399,7 @@ def train_model(model_name: str, data_root: str | Path, config: TrainConfig, out
 
 def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path, config: TrainConfig,
            out_weights: Path, out_metrics: Path, log: logging.Logger, progress: bool) -> dict[str, float]:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     data = load_training_images(data_root, "train", card, info)
     n = len(data.ids)
     valid_all = data.depth > 0
@@ -418,6 +450,9 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
         for b in bar:
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             rgb, depth = rgb_all[idx], depth_all[idx]
+            if epoch < config.crop_epochs:
+                assert config.crop_size is not None
+                rgb, depth = random_crops(rgb, depth, (int(config.crop_size[0]), int(config.crop_size[1])), gen)
             if config.augment:
                 rgb, depth = _augment(rgb, depth, gen)
             valid = depth > 0
@@ -439,8 +474,10 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
         epoch_losses.append(float(np.mean(losses)))
         epochs_run = epoch + 1
         elapsed = time.perf_counter() - started
-        log.info("epoch %d/%d (%dx%d): loss %.4f, %.1f s (total %.1f s)", epochs_run, config.epochs,
-                 *rgb_all.shape[-2:], epoch_losses[-1], time.perf_counter() - epoch_start, elapsed)
+        seen = config.crop_size if epoch < config.crop_epochs and config.crop_size else rgb_all.shape[-2:]
+        log.info("epoch %d/%d (%dx%d%s): loss %.4f, %.1f s (total %.1f s)", epochs_run, config.epochs, *seen,
+                 " crops" if epoch < config.crop_epochs else "", epoch_losses[-1], time.perf_counter() - epoch_start,
+                 elapsed)
         if config.max_minutes is not None and elapsed > 60.0 * config.max_minutes and epochs_run < config.epochs:
             log.warning("stopping after epoch %d: %.1f min exceeded max_minutes=%s", epochs_run, elapsed / 60,
                         config.max_minutes)
@@ -452,12 +489,12 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
     model.eval()
     unconstrain(constrained)
     model.to(memory_format=torch.contiguous_format)
-    train_seconds = time.perf_counter() - started
+    train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     state = {k: v.detach().clone().contiguous() for k, v in model.net.state_dict().items()}
     save_state_dict(out_weights, state)  # through a handle: the same weights always give the same bytes
     metrics = evaluate_on_split(model, data_root, "test")
-    metrics.update(train_seconds=train_seconds, epochs=float(epochs_run), n_train=float(n),
+    metrics.update(train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, epochs=float(epochs_run), n_train=float(n),
                    n_test=metrics.pop("n_images"), final_loss=epoch_losses[-1])
     record: dict[str, Any] = dict(metrics, model=model_name, dataset=info.name, config=asdict(config),
                                   epoch_losses=epoch_losses)

@@ -114,7 +114,7 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("bad batch size", put("methods.ig.internal_batch_size", 0), r"config key methods\.ig\.internal_batch_size"),
     ("empty methods", put("methods", {}), r"config key methods: .*non-empty"),
     ("methods as a list", put("methods", []), r"config key methods: .*not of type 'object'"),
-    ("unknown method", put("methods.lime", {}), r"config key methods: 'lime' is not one of"),
+    ("unknown method", put("methods.lime", {}), r"config key methods\.lime: not one of depthxai's methods"),
     ("fractions not increasing", put("evaluation.fractions", [0.0, 0.2, 0.1]),
      r"config key evaluation\.fractions: must be increasing"),
     ("fractions not from 0", put("evaluation.fractions", [0.1, 0.2]), r"config key evaluation\.fractions: .*start at 0"),

@@ -211,6 +211,47 @@ def _raise_first_error(errors: Any, section: str | None = None) -> None:
     raise ConfigError(f"config key {key}: {message}")
 
 
+#: A model id without ``source`` is a registry architecture ``<arch>_<variant>`` (depthxai.models.registry).
+REGISTRY_ARCH = re.compile(r"^(meter_(xxs|xs|s)|pixelformer_(large07|base07|tiny07|nano07))$")
+#: The prefixes of a model ``source`` (depthxai.models.adapters); a model without one comes from the registry.
+MODEL_SOURCE_PREFIXES = ("hf:", "module:")
+_MODULE_SOURCE = re.compile(r"^module:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+#: depthxai's own attribution methods (config ids = method names); any other id names a Captum method in ``method``.
+BUILTIN_METHODS = ("saliency", "ig", "rollout", "random", "random_smooth", "explainer")
+#: Captum's primary attribution classes that depthxai.attribution.captum_methods offers (tests/test_workflow_config
+#: holds the two lists equal), read here without importing Captum: the workflow validates its config without PyTorch.
+CAPTUM_CLASSES = ("Deconvolution", "DeepLift", "DeepLiftShap", "FeatureAblation", "GradientShap", "GuidedBackprop",
+                  "GuidedGradCam", "InputXGradient", "IntegratedGradients", "KernelShap", "LRP", "Lime", "Occlusion",
+                  "Saliency", "ShapleyValueSampling", "ShapleyValues")
+#: Captum classes that draw random numbers inside, and those whose default baselines hold noise (their maps
+#: depend on the seed: recomputed in the analysis-seed test-retest).
+CAPTUM_RANDOM_INSIDE = ("GradientShap", "KernelShap", "Lime", "ShapleyValueSampling")
+CAPTUM_NOISE_BASELINES = ("DeepLiftShap", "GradientShap")
+_CAPTUM_NAME = re.compile(r"^captum:(?P<outer>[A-Za-z_]\w*)(?:\((?P<inner>[A-Za-z_]\w*)\))?$")
+
+
+def model_source(spec: Mapping[str, Any]) -> str:
+    """``registry``, ``hf`` or ``module``: where a validated ``models.<id>`` entry comes from."""
+    source = spec.get("source")
+    return "registry" if source is None else source.split(":", 1)[0]
+
+
+def captum_class(name: str) -> tuple[str, bool] | None:
+    """``(Captum class, wrapped in NoiseTunnel)`` of a ``captum:<Class>`` / ``captum:NoiseTunnel(<Class>)`` name, or
+    None when the name is not spelled so."""
+    match = _CAPTUM_NAME.match(name)
+    if match is None or (match["inner"] is not None and match["outer"] != "NoiseTunnel"):
+        return None
+    return (match["inner"], True) if match["inner"] is not None else (match["outer"], False)
+
+
+def method_name(config: Mapping[str, Any], method_id: str) -> str:
+    """The attribution method a configured id runs: the id itself for depthxai's own methods, else its ``method``
+    (``captum:...``)."""
+    return method_id if method_id in BUILTIN_METHODS else str(config["methods"][method_id]["method"])
+
+
 #: The inputs each real dataset's preparation needs, by role (values of ``datasets.<name>.downloads``).
 REAL_DATASET_ROLES: dict[str, tuple[str, ...]] = {"nyu": ("labeled", "splits"), "kitti": ("split_file", "depth", "raw")}
 #: The further inputs of the train frames (``datasets.<name>.train``), by role: required only with ``train``.
@@ -250,16 +291,21 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                     raise ConfigError(f"config key datasets.{name}.downloads.{role}: {given[role]!r} matches no key of downloads")
         _check_train_frames(name, spec, downloads)
     for arch, spec in config["models"].items():
+        _check_model_source(arch, spec)
         for dataset, source in spec["weights"].items():
             if dataset not in datasets:
                 raise ConfigError(f"config key models.{arch}.weights.{dataset}: {dataset!r} is not a configured dataset")
-            if source != "train" and source not in downloads:
+            if "source" in spec:
+                _check_adapted_weights(arch, spec, dataset, source)
+                continue
+            if source is None or (source != "train" and source not in downloads):
                 raise ConfigError(
                     f"config key models.{arch}.weights.{dataset}: {source!r} is neither 'train' nor a key of downloads"
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
                 raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
-        _check_train_settings(arch, spec.get("train", {}))
+        if "source" not in spec:  # hf:/module: models are never trained by the DAG
+            _check_train_settings(arch, spec.get("train", {}))
     if "explainer" in config["methods"]:
         # The explainer trains on each dataset's train split: rendered (synthetic) or selected (datasets.<name>.train).
         for name, spec in datasets.items():
@@ -282,9 +328,82 @@ def _check_cross_references(config: dict[str, Any]) -> None:
     _check_methods(config)
 
 
+def _check_model_source(model_id: str, spec: Mapping[str, Any]) -> None:
+    """A registry id without ``source`` (and without ``card``); an ``hf:``/``module:`` source spelled right, under an
+    id that is no registry architecture, never trained by the DAG."""
+    key = f"config key models.{model_id}"
+    if "source" not in spec:
+        if not REGISTRY_ARCH.match(model_id):
+            raise ConfigError(f"{key}: not a registry architecture (meter_{{xxs,xs,s}}, pixelformer_{{large07,base07,"
+                              "tiny07,nano07}}); a model from elsewhere needs source: hf:<hub id or folder> or "
+                              "module:<python.module>:<factory>")
+        if "card" in spec:
+            raise ConfigError(f"{key}.card: only for hf: and module: models (a registry model's card is fixed)")
+        return
+    source = spec["source"]
+    if source.startswith("hf:"):
+        if not source[len("hf:"):].strip():
+            raise ConfigError(f"{key}.source: {source!r} names no hub id or folder (hf:<hub id or folder>)")
+        if "factory_kwargs" in spec.get("card", {}):
+            raise ConfigError(f"{key}.card.factory_kwargs: only for module: models")
+    elif source.startswith("module:"):
+        if not _MODULE_SOURCE.match(source):
+            raise ConfigError(f"{key}.source: {source!r} is not module:<python.module>:<factory> (e.g. "
+                              "module:mypackage.nets:build_depth_net)")
+    else:
+        prefix = source.split(":", 1)[0] + ":" if ":" in source else None
+        what = f"has an unknown prefix {prefix!r}" if prefix else "has no prefix"
+        raise ConfigError(f"{key}.source: {source!r} {what}; use hf:<hub id or folder> or "
+                          "module:<python.module>:<factory> (or leave source out for a registry model)")
+    if REGISTRY_ARCH.match(model_id):
+        raise ConfigError(f"{key}: {model_id!r} is a registry architecture; give the {source.split(':')[0]}: model "
+                          "another id")
+    if "train" in spec:
+        raise ConfigError(f"{key}.train: hf: and module: models are never trained by the workflow (train_model and "
+                          "the training-seed test-retest apply to registry models only)")
+
+
+def _check_adapted_weights(model_id: str, spec: Mapping[str, Any], dataset: str, weights: str | None) -> None:
+    """``weights.<dataset>`` of an hf: model is null; of a module: model a downloads key or a file path."""
+    key = f"config key models.{model_id}.weights.{dataset}"
+    hf = spec["source"].startswith("hf:")
+    if weights == "train":
+        raise ConfigError(f"{key}: 'train': hf: and module: models are never trained by the workflow (train_model "
+                          "and the training-seed test-retest apply to registry models only); give "
+                          + ("null (the weights come with the hub id or folder)" if hf
+                             else "a downloads key or the path of the state dict"))
+    if hf and weights is not None:
+        raise ConfigError(f"{key}: {weights!r}: an hf: model takes its weights from its hub id or folder "
+                          f"({spec['source']}); give null")
+    if not hf and not weights:
+        raise ConfigError(f"{key}: a module: model needs its weights: a downloads key or the path of the state dict")
+
+
+def _check_captum_method(method_id: str, params: Mapping[str, Any]) -> None:
+    """A configured id other than depthxai's own methods runs a Captum class that exists, under an unreserved id."""
+    key = f"config key methods.{method_id}"
+    if "method" not in params:
+        raise ConfigError(f"{key}: not one of depthxai's methods ({', '.join(BUILTIN_METHODS)}); another id needs "
+                          "method: captum:<Class> or captum:NoiseTunnel(<Class>)")
+    if method_id.startswith("random") or method_id == "oracle":
+        raise ConfigError(f"{key}: ids starting with 'random' (the baselines) and 'oracle' (the controls' "
+                          "pseudo-method) are reserved; name the Captum method otherwise")
+    name = params["method"]
+    parsed = captum_class(name) if isinstance(name, str) else None
+    if parsed is None:
+        raise ConfigError(f"{key}.method: {name!r} is not captum:<Class> or captum:NoiseTunnel(<Class>)")
+    if parsed[0] not in CAPTUM_CLASSES:
+        raise ConfigError(f"{key}.method: {name!r}: captum.attr has no primary method {parsed[0]!r} that depthxai "
+                          f"offers; available: {', '.join(CAPTUM_CLASSES)}")
+
+
 def _check_methods(config: Mapping[str, Any]) -> None:
-    """The smoothness-matched baseline measures methods that run; the claims compare methods that run."""
+    """Captum ids name a Captum class; the smoothness-matched baseline measures methods that run; the claims compare
+    methods that run."""
     methods = config["methods"]
+    for method_id, params in methods.items():
+        if method_id not in BUILTIN_METHODS:
+            _check_captum_method(method_id, params)
     smooth = methods.get("random_smooth")
     if smooth is not None and smooth["correlation_length"] == "auto":
         matched = [m for m in smooth["match_methods"] if m in methods and not m.startswith("random")]
@@ -366,6 +485,10 @@ def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[s
 
 
 def _check_evaluation(evaluation: Mapping[str, Any]) -> None:
+    alignment = evaluation["alignment"]
+    if alignment["method"] == "median" and alignment["space"] != "depth":
+        raise ConfigError("config key evaluation.alignment.space: median scaling applies to depth-like predictions; "
+                          "set space: depth (or method: lstsq)")
     fractions = evaluation["fractions"]
     if sorted(fractions) != list(fractions) or fractions[0] != 0.0:
         raise ConfigError("config key evaluation.fractions: must be increasing and start at 0")
@@ -406,14 +529,22 @@ def section_defaults(section: str, partial: Mapping[str, Any] | None = None) -> 
 
 
 def stochastic_methods(config: Mapping[str, Any]) -> list[str]:
-    """The configured methods whose maps depend on the seed (random ranking; IG with a noise baseline).
+    """The configured methods whose maps depend on the seed (random ranking; IG with a noise baseline; a Captum method
+    that draws inside (NoiseTunnel, GradientShap, Lime, KernelShap, ShapleyValueSampling), has noise baselines, or
+    that this list does not know).
 
     Used by the workflow to recompute only those maps for test-retest repeats (the others are reused).
     """
     out = []
     for name, params in config["methods"].items():
-        if name.startswith("random") or (name == "ig" and (params or {}).get("baseline") == "noise"):
+        params = params or {}
+        if name.startswith("random") or (name == "ig" and params.get("baseline") == "noise"):
             out.append(name)
+        elif name not in BUILTIN_METHODS:
+            captum, tunnel = captum_class(params["method"]) or ("", False)
+            baselines = params.get("baselines", "black+noise" if captum in CAPTUM_NOISE_BASELINES else "black")
+            if tunnel or captum in CAPTUM_RANDOM_INSIDE or "noise" in str(baselines) or captum not in CAPTUM_CLASSES:
+                out.append(name)
     return sorted(out)
 
 
@@ -421,7 +552,8 @@ def science_methods(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The methods of the evaluation-science checks and their parameters: every configured method but the explainer
     (retrained by the sanity check itself, ``science.sanity.explainer``) and ``random_smooth`` (like ``random`` its
     maps do not depend on the model, so the checks' known answers hold for it by construction); IG with
-    ``science.sanity.ig_steps`` path points (its cost is multiplied by the cascade's length)."""
+    ``science.sanity.ig_steps`` path points (its cost is multiplied by the cascade's length). A Captum method's
+    parameters keep their ``method`` key (the Captum class the id runs)."""
     methods = {name: dict(params or {}) for name, params in config["methods"].items()
                if name not in ("explainer", "random_smooth")}
     if "ig" in methods:

@@ -19,12 +19,12 @@ rule train_explainer:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
+        model=model_options,
         explainer=json.dumps(config["methods"].get("explainer", {}), sort_keys=True),
         seed=training_seed,
         device=config["device"],
     shell:
-        "python -m depthxai train-explainer --model {params.name:q} --weights {input.weights:q} "
+        "python -m depthxai train-explainer {params.model:q} "
         "--data {input.data:q} --explainer {params.explainer:q} --seed {params.seed:q} --device {params.device:q} "
         "--threads {threads:q} --out-weights {output.weights:q} --out-metrics {output.metrics:q} 2> {log:q}"
 
@@ -48,15 +48,16 @@ rule attribute:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
+        model=model_options,
+        method=method_options,
         method_params=method_params,
         target=TARGET_JSON,
         reduction=config["attribution"]["channel_reduction"],
         seed=analysis_seed,
         device=config["device"],
     shell:
-        "python -m depthxai attribute --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
-        "--predictions {input.predictions:q} --method {wildcards.method:q} --params {params.method_params:q} "
+        "python -m depthxai attribute {params.model:q} --data {input.data:q} "
+        "--predictions {input.predictions:q} {params.method:q} --params {params.method_params:q} "
         "--target {params.target:q} --channel-reduction {params.reduction:q} --mean-rgb {input.mean_rgb:q} "
         "--seed {params.seed:q} --device {params.device:q} --threads {threads:q} --out {output:q} 2> {log:q}"
 

@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from depthxai.config import (
     archive_root,
     download_keys,
+    method_name,
+    model_source,
     read_config_file,
     science_methods,
     stochastic_methods,
@@ -63,15 +65,22 @@ if config["device"] == "cuda" and workflow.local_exec and not workflow.dryrun an
 SRC = Path(workflow.basedir) / "src"
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-# The study's combinations. An architecture is studied on the datasets its weights are given for.
+# The study's combinations. A model is studied on the datasets its weights are given for. Its source: the registry
+# (trained here or downloaded), or hf:/module: (depthxai.models.adapters), which are never trained here (the config
+# validation refuses `train` for them) and may predict relative depth (aligned to the ground truth, ALIGNMENT_JSON).
 DATASETS = sorted(config["datasets"])
 SYNTHETIC = sorted(d for d, spec in config["datasets"].items() if spec["source"] == "synthetic")
 MODELS = sorted(config["models"])
+MODEL_SOURCES = {m: model_source(spec) for m, spec in config["models"].items()}
 METHODS = sorted(config["methods"])
 SHARDS = [str(i) for i in range(config["shards"])]
 PAIRS = sorted((d, m) for m, spec in config["models"].items() for d in spec["weights"])
 PAIR_PATHS = [f"{d}/{m}" for d, m in PAIRS]
 TARGET_JSON = json.dumps(config["attribution"]["target"], sort_keys=True)
+# The evaluation settings of the evaluate command; the alignment of relative predictions goes, as --alignment, only
+# to the jobs of hf:/module: models (registry models are metric), so that their commands stay as they were.
+EVALUATION_JSON = json.dumps({k: v for k, v in config["evaluation"].items() if k != "alignment"}, sort_keys=True)
+ALIGNMENT_JSON = json.dumps(config["evaluation"]["alignment"], sort_keys=True)
 STOCHASTIC_METHODS = stochastic_methods(config)
 SMOOTHNESS_METHODS = sorted(
     m for m in config["methods"].get("random_smooth", {}).get("match_methods", []) if m in config["methods"]
@@ -184,11 +193,16 @@ def get_dataset_downloads(role):
 
 
 def get_weights(wildcards):
-    """Trained inside the DAG, or downloaded (verified) into resources_dir."""
+    """Trained inside the DAG, or downloaded (verified) into resources_dir; a module: model's may also be a file of
+    the user's; an hf: model has none (its weights come with the hub id or folder)."""
     source = config["models"][wildcards.model]["weights"][wildcards.dataset]
     if source == "train":
         return f"results/models/{wildcards.dataset}/{wildcards.model}/weights.pt"
-    return download_path(source)
+    if source is None:
+        return []
+    if source in DOWNLOADS:
+        return download_path(source)
+    return source
 
 
 def get_model_accuracy(wildcards):
@@ -241,12 +255,16 @@ def get_retrain_smoothness_maps(wildcards):
 
 
 def get_qualitative_inputs(wildcards):
+    """Figure 1's files; an hf:/module: model's card is read from the model itself (module: from its weights)."""
     d, m = wildcards.dataset, wildcards.model
-    return {
+    inputs = {
         "data": f"results/data/{d}",
         "predictions": expand(f"results/predictions/{d}/{m}/shard-{{shard}}.npz", shard=SHARDS),
         "attributions": [f"results/attributions/{d}/{m}/{meth}/shard-{s}.npz" for meth in METHODS for s in SHARDS],
     }
+    if MODEL_SOURCES[m] != "registry":
+        inputs["weights"] = get_weights(wildcards)
+    return inputs
 
 
 def get_sanity_explainer(wildcards):
@@ -270,9 +288,49 @@ def model_name(wildcards):
     return f"{wildcards.model}_{wildcards.dataset}"
 
 
+def model_options(wildcards, input):
+    """How a job names its model: a registry model by <arch>_<variant>_<dataset> and its weights; an hf:/module:
+    model by its source, its weights (module:) and its card overrides (models.<id>.card, as --card JSON)."""
+    spec = config["models"][wildcards.model]
+    if "source" not in spec:
+        return ["--model", model_name(wildcards), "--weights", str(input.weights)]
+    options = ["--model", spec["source"]]
+    if input.weights:
+        options += ["--weights", str(input.weights)]
+    if spec.get("card"):
+        options += ["--card", json.dumps(spec["card"], sort_keys=True)]
+    return options
+
+
+def scored_model_options(wildcards, input):
+    """:func:`model_options` of the jobs that compare predictions with metres (predict, evaluate): an hf:/module: model
+    may predict relative depth, which they align to the ground truth as evaluation.alignment says."""
+    options = model_options(wildcards, input)
+    if MODEL_SOURCES[wildcards.model] != "registry":
+        options += ["--alignment", ALIGNMENT_JSON]
+    return options
+
+
+def panel_model_options(wildcards, input):
+    """Figure 1's model: a registry name, or an hf:/module: model (its card from the model) with its id as label and
+    the alignment that shows a relative prediction in metres."""
+    if MODEL_SOURCES[wildcards.model] == "registry":
+        return ["--model", model_name(wildcards)]
+    return [*scored_model_options(wildcards, input), "--arch", wildcards.model]
+
+
 def weight_source(wildcards):
-    """'train' (trained in the DAG) or the downloads key of the model's checkpoint for this dataset."""
-    return config["models"][wildcards.model]["weights"][wildcards.dataset]
+    """'train' (trained in the DAG), the downloads key of the model's checkpoint for this dataset, a module: model's
+    weights file, or an hf: model's source."""
+    spec = config["models"][wildcards.model]
+    return spec["weights"][wildcards.dataset] or spec["source"]
+
+
+def method_options(wildcards):
+    """--method of an attribute job: depthxai's own method by its id; a Captum method by its name (captum:...), the
+    id recorded with --method-id (the maps, scores and tables carry the id)."""
+    name = method_name(config, wildcards.method)
+    return ["--method", name] + (["--method-id", wildcards.method] if name != wildcards.method else [])
 
 
 def dataset_param(key):
@@ -366,6 +424,8 @@ def method_params(wildcards, input):
     if wildcards.method == "explainer":
         return json.dumps({"weights": input.method_inputs[0]})
     params = dict(config["methods"][wildcards.method])
+    if method_name(config, wildcards.method) != wildcards.method:
+        params.pop("method")  # a Captum method's class: passed as --method (method_options)
     if wildcards.method == "random_smooth":
         params.pop("match_methods")
         if params["correlation_length"] == "auto":

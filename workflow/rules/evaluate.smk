@@ -21,14 +21,14 @@ rule evaluate:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
-        evaluation=json_param("evaluation"),
+        model=scored_model_options,
+        evaluation=EVALUATION_JSON,
         target=TARGET_JSON,
         seed=analysis_seed,
         device=config["device"],
         labels=retest_labels,
     shell:
-        "python -m depthxai evaluate --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "python -m depthxai evaluate {params.model:q} --data {input.data:q} "
         "--predictions {input.predictions:q} --attributions {input.attributions:q} "
         "--evaluation {params.evaluation:q} --target {params.target:q} --mean-rgb {input.mean_rgb:q} "
         "--seed {params.seed:q} --dataset {wildcards.dataset:q} --arch {wildcards.model:q} {params.labels:q} "

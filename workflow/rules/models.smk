@@ -34,8 +34,8 @@ rule model_card:
     conda:
         TORCH_ENV
     params:
-        name=model_name,
+        model=scored_model_options,
         source=weight_source,
     shell:
-        "python -m depthxai model-card --model {params.name:q} --weights {input.weights:q} "
+        "python -m depthxai model-card {params.model:q} "
         "--weights-source {params.source:q} --out {output:q} {input.accuracy:q} 2> {log:q}"

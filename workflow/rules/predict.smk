@@ -18,11 +18,11 @@ rule predict:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
+        model=scored_model_options,
         shards=config["shards"],
         device=config["device"],
     shell:
-        "python -m depthxai predict-split --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "python -m depthxai predict-split {params.model:q} --data {input.data:q} "
         "--shard {wildcards.shard:q} --shards {params.shards:q} --device {params.device:q} --threads {threads:q} "
         "--dataset {wildcards.dataset:q} --arch {wildcards.model:q} --out {output.predictions:q} "
         "--out-metrics {output.accuracy:q} 2> {log:q}"

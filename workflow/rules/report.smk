@@ -51,10 +51,10 @@ rule qualitative_panels:
     conda:
         TORCH_ENV
     params:
-        name=model_name,
+        model=panel_model_options,
         n_images=config["report"]["qualitative_images"],
     shell:
-        "python -m depthxai qualitative-panels --model {params.name:q} --data {input.data:q} "
+        "python -m depthxai qualitative-panels {params.model:q} --data {input.data:q} "
         "--predictions {input.predictions:q} --attributions {input.attributions:q} --n-images {params.n_images:q} "
         "--out {output:q} 2> {log:q}"
 

@@ -20,7 +20,7 @@ rule sanity:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
+        model=model_options,
         methods=SCIENCE_METHODS_JSON,
         n_images=config["science"]["sanity"]["n_images"],
         target=TARGET_JSON,
@@ -28,7 +28,7 @@ rule sanity:
         device=config["device"],
         explainer=sanity_explainer_args,
     shell:
-        "python -m depthxai sanity --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "python -m depthxai sanity {params.model:q} --data {input.data:q} "
         "--methods {params.methods:q} --mean-rgb {input.mean_rgb:q} --n-images {params.n_images:q} "
         "--target {params.target:q} {params.explainer:q} --seed {params.seed:q} --device {params.device:q} "
         "--threads {threads:q} --dataset {wildcards.dataset:q} --arch {wildcards.model:q} --out {output:q} "
@@ -52,14 +52,14 @@ rule localisation:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
+        model=model_options,
         methods=SCIENCE_METHODS_JSON,
         n_mosaics=config["science"]["localisation"]["n_mosaics"],
         fidelity=config["evaluation"]["fidelity"]["measure"],
         seed=config["seed"],
         device=config["device"],
     shell:
-        "python -m depthxai localisation --model {params.name:q} --weights {input.weights:q} --data {input.data:q} "
+        "python -m depthxai localisation {params.model:q} --data {input.data:q} "
         "--methods {params.methods:q} --mean-rgb {input.mean_rgb:q} --n-mosaics {params.n_mosaics:q} "
         "--fidelity-measure {params.fidelity:q} --seed {params.seed:q} --device {params.device:q} "
         "--threads {threads:q} --dataset {wildcards.dataset:q} --arch {wildcards.model:q} --out {output:q} "
@@ -84,7 +84,7 @@ rule object_shift:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        name=model_name,
+        model=model_options,
         methods=SCIENCE_METHODS_JSON,
         setup=dataset_param("setup"),
         n_pairs=config["science"]["object_shift"]["n_pairs"],
@@ -93,7 +93,7 @@ rule object_shift:
         seed=config["seed"],
         device=config["device"],
     shell:
-        "python -m depthxai object-shift --model {params.name:q} --weights {input.weights:q} "
+        "python -m depthxai object-shift {params.model:q} "
         "--methods {params.methods:q} --mean-rgb {input.mean_rgb:q} --setup {params.setup:q} "
         "--n-pairs {params.n_pairs:q} --fidelity-measure {params.fidelity:q} --shift-m {params.shift_m:q} "
         "--seed {params.seed:q} --device {params.device:q} --threads {threads:q} --dataset {wildcards.dataset:q} "

@@ -34,14 +34,20 @@ def run_attribute(args: argparse.Namespace) -> None:
     from depthxai.attribution import TargetSpec, build_method
     from depthxai.attribution.run import attribute_to_file
     from depthxai.data.io import read_mean_rgb
+    from depthxai.evaluation.relative import check_target
     from depthxai.models.predict import read_predictions
 
     model = load_model(args)
+    target = TargetSpec.from_config(args.target)
+    check_target(model.card, target)
     method = build_method(args.method, args.params, mean_rgb=read_mean_rgb(args.mean_rgb) if args.mean_rgb else None)
+    if args.method_id is not None:
+        method.name = args.method_id  # what the maps are recorded as (their meta, the scores, tables and figures)
     start = time.perf_counter()
     n = attribute_to_file(args.out, model, method, args.data, read_predictions(args.predictions),
-                          TargetSpec.from_config(args.target), channel_reduction=args.channel_reduction,
-                          seed=args.seed, meta={"params": args.params}, progress=not args.quiet)
+                          target, channel_reduction=args.channel_reduction,
+                          seed=args.seed, progress=not args.quiet,
+                          meta={"params": args.params, **({"method_name": args.method} if args.method_id else {})})
     log.info("%s on %s: %d maps, %.3f s per image", args.method, args.model, n, (time.perf_counter() - start) / max(n, 1))
 
 
@@ -71,6 +77,9 @@ def register(sub: Any) -> None:
     p.add_argument("--predictions", type=Path, required=True)
     p.add_argument("--method", required=True, help="saliency, ig, rollout, random, random_smooth, explainer, or "
                    "captum:<Method> / captum:NoiseTunnel(<Method>)")
+    p.add_argument("--method-id", default=None,
+                   help="the id the maps are recorded under (the config's methods.<id>; default: the method's name), "
+                        "e.g. occlusion for --method captum:Occlusion; it also seeds stochastic methods")
     p.add_argument("--params", type=json_arg, default={}, help="method parameters as JSON")
     p.add_argument("--target", type=json_arg, default={"kind": "mean"}, help="target as JSON")
     p.add_argument("--channel-reduction", default="sum", choices=["sum", "abs_sum"])

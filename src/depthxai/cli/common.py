@@ -44,6 +44,9 @@ def model_args(p: argparse.ArgumentParser) -> None:
                         "module:<python.module>:<factory>")
     p.add_argument("--weights", type=Path, default=None,
                    help="checkpoint (state dict; loaded with weights_only=True); required but for hf: models")
+    p.add_argument("--card", type=json_arg, default=None,
+                   help="hf: and module: models: card fields as JSON replacing those read from the model's files, "
+                        'e.g. \'{"input_size": [266, 350], "output_kind": "relative"}\' (the config\'s models.<id>.card)')
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (>= 1)")
 
@@ -52,10 +55,32 @@ def load_model(args: argparse.Namespace) -> Any:
     """The model of ``--model``/``--weights`` on ``--device`` with ``--threads`` (any source:
     :func:`depthxai.models.adapters.load_any_depth_model`)."""
     from depthxai.device import resolve_device, set_threads
-    from depthxai.errors import CheckpointError
+    from depthxai.errors import CheckpointError, ConfigError
     from depthxai.models.adapters import PREFIXES, load_any_depth_model
 
     set_threads(args.threads)
     if args.weights is None and not args.model.startswith(PREFIXES):
         raise CheckpointError(f"model {args.model!r}: --weights is required (the checkpoint to explain)")
-    return load_any_depth_model(args.model, args.weights, device=resolve_device(args.device))
+    card = getattr(args, "card", None) or {}
+    if not isinstance(card, dict):
+        raise ConfigError(f"model {args.model!r}: --card must be a JSON object of card fields, got {card!r}")
+    return load_any_depth_model(args.model, args.weights, device=resolve_device(args.device), **card)
+
+
+def alignment_arg(p: argparse.ArgumentParser) -> None:
+    """``--alignment``: how a relative model's predictions are aligned to the ground truth (evaluation.alignment)."""
+    p.add_argument("--alignment", type=json_arg, default=None,
+                   help='relative models only: {"method": "lstsq"|"median", "space": "disparity"|"depth"} as JSON '
+                        "(the config's evaluation.alignment; default lstsq in disparity space); metric models are "
+                        "never aligned")
+
+
+def alignment_settings(value: Any) -> dict[str, str]:
+    """The validated ``evaluation.alignment`` section of ``--alignment`` (defaults filled in).
+
+    Raises:
+        ConfigError: naming the key, for an unknown method or space, or median scaling in disparity space.
+    """
+    from depthxai.config import section_defaults
+
+    return dict(section_defaults("evaluation", {"alignment": value or {}})["alignment"])

@@ -8,7 +8,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from depthxai.cli.common import add_command, json_arg, load_model, model_args, positive_int
+from depthxai.cli.common import (
+    add_command,
+    alignment_arg,
+    alignment_settings,
+    json_arg,
+    load_model,
+    model_args,
+    positive_int,
+)
 
 log = logging.getLogger("depthxai")
 
@@ -38,21 +46,32 @@ def run_predict(args: argparse.Namespace) -> None:
 
 def run_predict_split(args: argparse.Namespace) -> None:
     from depthxai.data.io import read_index, shard_ids
+    from depthxai.evaluation.relative import AlignmentSpec
     from depthxai.fileio import write_csv
     from depthxai.models.predict import predict_split, write_predictions
     from depthxai.tidy import with_labels
 
+    align = AlignmentSpec.from_config(alignment_settings(args.alignment)).aligner()
     model = load_model(args)
     ids = shard_ids(read_index(args.data, "test")["id"].tolist(), args.shards, args.shard)
-    arrays, metrics = predict_split(model, args.data, ids, progress=not args.quiet, log=log)
+    arrays, metrics = predict_split(model, args.data, ids, progress=not args.quiet, log=log, align=align)
     write_predictions(args.out, arrays)
     write_csv(args.out_metrics, with_labels(metrics, {"dataset": args.dataset, "model": args.arch}))
 
 
 def run_model_card(args: argparse.Namespace) -> None:
+    from depthxai.models.adapters import PREFIXES
     from depthxai.models.card import write_model_card
 
-    card = write_model_card(args.out, args.model, args.weights, args.weights_source, args.accuracy)
+    # a registry card is the registry's; an adapted model's is read from the model itself (hf: processor and config,
+    # module: the YAML beside the weights), with the config's overrides
+    adapted = load_model(args).card if args.model.startswith(PREFIXES) else None
+    if adapted is None and args.weights is None:
+        from depthxai.errors import CheckpointError
+
+        raise CheckpointError(f"model {args.model!r}: --weights is required (the checkpoint the card describes)")
+    card = write_model_card(args.out, args.model, args.weights, args.weights_source, args.accuracy, card=adapted,
+                            alignment=alignment_settings(args.alignment))
     log.info("%s: %s", args.model, json.dumps(card["accuracy"], sort_keys=True))
 
 
@@ -74,6 +93,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "predict-split", "predict every test image of one shard of a prepared dataset",
                     run_predict_split)
     model_args(p)
+    alignment_arg(p)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=positive_int, default=1)
@@ -84,8 +104,9 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "model-card", "write a model card: preprocessing, units, weights hash, accuracy on the test "
                     "split", run_model_card)
-    p.add_argument("--model", required=True)
-    p.add_argument("--weights", type=Path, required=True)
-    p.add_argument("--weights-source", required=True, help="'train' or the downloads key")
+    model_args(p)
+    alignment_arg(p)
+    p.add_argument("--weights-source", required=True, help="'train', the downloads key, the weights file or the hf: "
+                   "source")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("accuracy", type=Path, nargs="+", help="per-image accuracy CSVs of the test split")

@@ -14,11 +14,21 @@ log = logging.getLogger("depthxai")
 
 
 def _methods(args: argparse.Namespace) -> list[Any]:
+    """The methods of ``--methods`` ``{id: params}``: an id with a ``method`` key (a Captum method of the config) runs
+    that method, recorded under the id."""
     from depthxai.attribution import build_method
     from depthxai.data.io import read_mean_rgb
 
     mean_rgb = read_mean_rgb(args.mean_rgb) if args.mean_rgb else None
-    return [build_method(name, params, mean_rgb=mean_rgb) for name, params in sorted(args.methods.items())]
+    methods = []
+    for method_id, params in sorted(args.methods.items()):
+        params = dict(params or {})
+        captum = str(params.get("method", "")).startswith("captum:")  # (IG's own "method" is its integration rule)
+        method = build_method(params.pop("method") if captum else method_id, params, mean_rgb=mean_rgb)
+        if captum:
+            method.name = method_id
+        methods.append(method)
+    return methods
 
 
 def _write_labelled(args: argparse.Namespace, table: Any) -> None:
@@ -30,9 +40,12 @@ def _write_labelled(args: argparse.Namespace, table: Any) -> None:
 
 def run_sanity(args: argparse.Namespace) -> None:
     from depthxai.attribution import TargetSpec
+    from depthxai.evaluation.relative import check_target
     from depthxai.evaluation.sanity import randomisation_test
 
     model = load_model(args)
+    target = TargetSpec.from_config(args.target)
+    check_target(model.card, target)
     retrain = None
     if args.explainer_weights is not None:
         from depthxai.evaluation.sanity import explainer_retraining
@@ -40,8 +53,8 @@ def run_sanity(args: argparse.Namespace) -> None:
         retrain = explainer_retraining(args.explainer_weights, args.data, dict(args.explainer, seed=args.seed,
                                                                               threads=args.threads),
                                        log=log, progress=not args.quiet)
-    table = randomisation_test(model, args.data, args.n_images, _methods(args), TargetSpec.from_config(args.target),
-                               seed=args.seed, retrain_explainer=retrain)
+    table = randomisation_test(model, args.data, args.n_images, _methods(args), target, seed=args.seed,
+                               retrain_explainer=retrain)
     _write_labelled(args, table)
 
 

@@ -19,6 +19,10 @@ against the unperturbed prediction:
   predictions clipped to the model's range), whatever the target; secondary.
 * with ground truth, ``gt_absrel`` and ``gt_rmse``: the error against it on the dataset's evaluation mask.
 
+For a relative model the ``depth_*`` and ``gt_*`` curves score the predictions in metres: the image's alignment to
+its ground truth (``alignment``, fitted once on the clean prediction: :mod:`depthxai.evaluation.relative`) is
+applied to every copy, which is then clipped to the dataset's depth range; ``target_change`` stays on the raw output.
+
 A faithful map makes the MoRF curve rise fast and the LeRF curve stay flat; the random rankings (methods ``random``
 and ``random_smooth``) are the reference between them.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +45,9 @@ from depthxai.attribution.base import seeded_generator
 from depthxai.evaluation.imputation import noisy_linear_imputation
 from depthxai.imageops import gaussian_blur
 from depthxai.models.wrapper import DepthModel, resize_depth
+
+if TYPE_CHECKING:
+    from depthxai.evaluation.relative import DepthAlignment
 
 ORDERS = ("morf", "lerf")
 RANKINGS = ("abs", "signed")
@@ -361,9 +369,10 @@ SCORING_BLOCK_ELEMENTS = 2**19
 
 
 def _score_at(native: Tensor, size: tuple[int, int], reference: ReferenceMap, clip: tuple[float, float],
-              target_weights: Tensor | None = None) -> tuple[Tensor, ...]:
+              target_weights: Tensor | None = None, alignment: DepthAlignment | None = None) -> tuple[Tensor, ...]:
     """RMSE and AbsRel against ``reference`` of ``native (B, 1, h, w)`` resized to ``size``, block by block; with
-    ``target_weights`` ``(H, W)`` (at ``size``) also the explained scalar ``sum(w * depth)`` of each (unclipped)."""
+    ``target_weights`` ``(H, W)`` (at ``size``) also the explained scalar ``sum(w * depth)`` of each (unclipped, of
+    the raw output); with ``alignment`` the resized maps are turned into metres before they are scored."""
     per_map = size[0] * size[1]
     block = max(1, SCORING_BLOCK_ELEMENTS // per_map)
     columns: list[list[Tensor]] = [[], [], []]
@@ -371,6 +380,8 @@ def _score_at(native: Tensor, size: tuple[int, int], reference: ReferenceMap, cl
         resized = resize_depth(rows, size)
         if target_weights is not None:  # before the in-place scoring below overwrites the maps
             columns[2].append((resized[:, 0] * target_weights).sum(dim=(1, 2), dtype=torch.float64))
+        if alignment is not None:  # after the resize, as the accuracy is aligned at the ground truth's resolution
+            resized = alignment.apply(resized)
         scores = reference.rmse_absrel(resized[:, 0], clip, in_place=resized is not rows)  # never the caller's maps
         columns[0].append(scores[0])
         columns[1].append(scores[1])
@@ -381,7 +392,7 @@ def _score_at(native: Tensor, size: tuple[int, int], reference: ReferenceMap, cl
 def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, config: PerturbationConfig,
                         mean_rgb: Sequence[float], seed: int, ground_truth: GroundTruth | None = None,
                         clean_native: Tensor | None = None, target_weights: Tensor | None = None,
-                        tie_seed: int | None = 0) -> dict[str, np.ndarray]:
+                        tie_seed: int | None = 0, alignment: DepthAlignment | None = None) -> dict[str, np.ndarray]:
     """MoRF and LeRF curves of one image under one removal scheme.
 
     All perturbed copies of the image go through the model together, in batches of ``config.batch_size``, and
@@ -405,6 +416,8 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
         target_weights: ``(H, W)`` weights of the explained scalar, from the unperturbed prediction
             (:func:`~depthxai.attribution.targets.target_weights`); gives the ``target_change`` curve.
         tie_seed: seed of the random order of tied units (:func:`pixel_ranking`; per image); ``None``: raster order.
+        alignment: a relative model's alignment of this image (:class:`~depthxai.evaluation.relative.DepthAlignment`):
+            the ``depth_*`` and ``gt_*`` curves then score the aligned predictions, clipped to ``alignment.clip``.
 
     Returns:
         ``{"<order>_<curve>": (F,) float64}`` for orders ``morf``, ``lerf`` and curves ``depth_rmse``,
@@ -441,11 +454,14 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
     chunks += [model.native(batch[i : i + config.batch_size]) for i in range(0, batch.shape[0], config.batch_size)]
     native = torch.cat(chunks)  # (1 + P, 1, h, w): the clean prediction, then the perturbed ones
 
-    # Predictions are clipped to the model's range, as the official evaluation does (AbsRel divides by them).
-    clip = (model.card.min_depth, model.card.max_depth)
-    clean = resize_depth(native[:1], (h, w))[0, 0].clamp(*clip)
+    # Predictions are clipped to the model's range, as the official evaluation does (AbsRel divides by them); a
+    # relative model's are turned into metres by the image's alignment (after each resize) and clipped to the
+    # dataset's range. The explained scalar stays that of the raw output.
+    clip = (model.card.min_depth, model.card.max_depth) if alignment is None else alignment.clip
+    clean = resize_depth(native[:1], (h, w))[0, 0]
+    clean = (clean if alignment is None else alignment.apply(clean)).clamp(*clip)
     clean_reference = ReferenceMap(clean, dtype=native.dtype)
-    scored = _score_at(native, (h, w), clean_reference, clip, target_weights)
+    scored = _score_at(native, (h, w), clean_reference, clip, target_weights, alignment)
     curves = dict(zip(("depth_rmse", "depth_absrel"), scored[:2]))
     if target_weights is not None:
         explained = scored[2]  # (1 + P,): the clean scalar first
@@ -453,7 +469,8 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
     if ground_truth is not None:
         gt_reference = ReferenceMap(ground_truth.depth, ground_truth.mask, native.dtype)
         curves.update(zip(("gt_rmse", "gt_absrel"),
-                          _score_at(native, tuple(ground_truth.depth.shape[-2:]), gt_reference, clip)))
+                          _score_at(native, tuple(ground_truth.depth.shape[-2:]), gt_reference, clip,
+                                    alignment=alignment)))
     table = torch.stack(list(curves.values())).cpu().numpy()  # (metrics, 1 + P) float64
     return {f"{order_name}_{metric}": table[m, source[order_name]]
             for order_name in ORDERS for m, metric in enumerate(curves)}

@@ -1,5 +1,8 @@
 """Compute what Figure 1 shows (:class:`depthxai.evaluation.panels.QualitativePanel`) from the dataset, the
-prediction shards and the attribution shards: only the requested images are read."""
+prediction shards and the attribution shards: only the requested images are read.
+
+A relative model's prediction is shown in metres, aligned to the image's ground truth as the accuracy table aligns
+it (:mod:`depthxai.evaluation.relative`); an image of such a model without ground truth shows the raw output."""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import torch
 from depthxai.data.io import read_dataset_info, read_depth, read_index, read_rgb
 from depthxai.errors import DataError
 from depthxai.evaluation.panels import QualitativePanel, relevance_display
+from depthxai.evaluation.relative import AlignmentSpec, fit_alignment, relative_output
 from depthxai.fileio import read_npz_ids, read_npz_rows
+from depthxai.metrics.depth import eval_mask
 from depthxai.models.registry import ModelCard, get_card
 from depthxai.models.wrapper import crop_box, prepare_input, resize_depth, resize_depth_nearest
 
@@ -49,7 +54,8 @@ def _default_ids(common: Sequence[str], n_images: int) -> list[str]:
 def qualitative_panels(data_root: str | os.PathLike[str], predictions: PathOrPaths,
                        attributions: Mapping[str, PathOrPaths], *, model: str | ModelCard,
                        image_ids: Sequence[str] | None = None, n_images: int = 4,
-                       percentile: float = 99.0) -> tuple[ModelCard, list[QualitativePanel]]:
+                       percentile: float = 99.0, alignment: AlignmentSpec | None = None
+                       ) -> tuple[ModelCard, list[QualitativePanel]]:
     """Load and align what Figure 1 shows.
 
     Args:
@@ -60,6 +66,8 @@ def qualitative_panels(data_root: str | os.PathLike[str], predictions: PathOrPat
         image_ids: the images to show (in this order); default: ``n_images`` spread evenly over the sorted ids
             that the dataset and every file hold.
         percentile: the percentile of each map's magnitude shown as full relevance.
+        alignment: how a relative model's prediction is aligned to the ground truth (default least squares in
+            disparity space); unused for metric models.
 
     Returns:
         ``(card, panels)``: the model card and one :class:`QualitativePanel` per image, in the order of
@@ -89,19 +97,31 @@ def qualitative_panels(data_root: str | os.PathLike[str], predictions: PathOrPat
     natives = read_npz_rows(prediction_paths, image_ids, "native")
     maps = {m: read_npz_rows(paths, image_ids, "maps") for m, paths in method_paths.items()}
     size = (int(card.input_size[0]), int(card.input_size[1]))
+    relative = relative_output(card)
+    alignment = alignment if alignment is not None else AlignmentSpec()
     panels = []
     for image_id in image_ids:
         entry = index.loc[image_id]
         rgb = prepare_input(read_rgb(Path(data_root) / entry["rgb"]), card).permute(1, 2, 0).numpy()
         ground_truth = None
+        native = np.asarray(natives[image_id], dtype=np.float32)
+        prediction = _bilinear(native.reshape(-1, *native.shape[-2:])[0], size)
         if entry["depth"]:
             depth = read_depth(Path(data_root) / entry["depth"], info.depth_scale)
             top, left, ch, cw = crop_box(card, depth.shape)
+            if relative:  # fitted as the accuracy table fits it: full resolution, the evaluation mask
+                full_gt = depth[top : top + ch, left : left + cw]
+                fit_mask = eval_mask(depth, info.min_depth, info.max_depth, info.eval_crop)[top : top + ch,
+                                                                                            left : left + cw]
+                try:
+                    fitted = fit_alignment(_bilinear(native.reshape(-1, *native.shape[-2:])[0], (ch, cw)), full_gt,
+                                           fit_mask, alignment, info.min_depth, info.max_depth)
+                    prediction = fitted.apply(torch.from_numpy(prediction)).clamp(*fitted.clip).numpy()
+                except ValueError:
+                    pass  # nothing to align to: the raw output is shown
             cropped = torch.from_numpy(np.ascontiguousarray(depth[top : top + ch, left : left + cw]))
             depth = resize_depth_nearest(cropped, size).numpy()
             ground_truth = np.where((depth > info.min_depth) & (depth < info.max_depth), depth, np.nan)
-        native = np.asarray(natives[image_id], dtype=np.float32)
-        prediction = _bilinear(native.reshape(-1, *native.shape[-2:])[0], size)
         relevance = {}
         for method in method_paths:
             raw = np.asarray(maps[method][image_id], dtype=np.float32)

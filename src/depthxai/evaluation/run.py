@@ -14,6 +14,12 @@ Two tidy tables come out, one row per value:
   IG.
 * ``curves``: ``image_id, order, fraction, curve, value``, the raw curves behind the AUCs (Figure 2); ``curve``
   carries the scheme's suffix.
+
+A relative model (card ``output_kind: relative``) is scored in metres where its predictions are compared with
+metres: per image, its clean prediction is aligned to the ground truth (:mod:`depthxai.evaluation.relative`) and
+the ``depth_*`` and ``gt_*`` curves and Attribution Fidelity use the aligned predictions; ``target_change`` and
+Infidelity use the raw output. An image of such a model without valid ground truth gets no ``depth_*`` / ``gt_*``
+curves and no Attribution Fidelity (a warning names it).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from depthxai.errors import DataError
 from depthxai.metrics.depth import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.infidelity import infidelity
+from depthxai.evaluation.relative import AlignmentSpec, DepthAlignment, fit_alignment, relative_output
 from depthxai.evaluation.perturbation import (
     GroundTruth,
     PerturbationConfig,
@@ -108,7 +115,7 @@ def ground_truth_view(model: DepthModel, data_root: str | Path, depth_path: Path
 
 def score_map(model: DepthModel, image: Tensor, relevance: Tensor, native: Tensor, config: EvaluationConfig,
               target: TargetSpec, mean_rgb: Sequence[float], *, seed: int, image_id: str,
-              ground_truth: GroundTruth | None = None, signed: bool = True
+              ground_truth: GroundTruth | None = None, signed: bool = True, alignment: DepthAlignment | None = None
               ) -> tuple[list[tuple[str, float]], list[tuple[str, float, str, float]]]:
     """Every score of one map: the perturbation curves under each removal scheme and their AUCs, Attribution
     Fidelity and Infidelity.
@@ -123,20 +130,26 @@ def score_map(model: DepthModel, image: Tensor, relevance: Tensor, native: Tenso
             ``image_id``, so results do not depend on the shard.
         ground_truth: in the model's view, or ``None``.
         signed: whether the map carries a sign (else Infidelity is named ``infidelity_unsigned``).
+        alignment: a relative model's alignment of this image (:func:`image_alignment`); a relative model without
+            one is scored on the scale-free quantities only (``target_change``, Infidelity).
 
     Returns:
         ``(scores, curves)``: rows ``(metric, value)`` and ``(order, fraction, curve, value)``.
     """
     weights = target_weights(target, resize_depth(native, tuple(image.shape[-2:])))[0]
+    scale_free_only = relative_output(model.card) and alignment is None
     scores: list[tuple[str, float]] = []
     curve_rows: list[tuple[str, float, str, float]] = []
     for index, scheme in enumerate(config.schemes):
         suffix = scheme_suffix(index, scheme.name)
         curves = perturbation_curves(model, image, relevance, scheme, mean_rgb,
-                                     seed=image_seed(seed, image_id, "perturbation" + suffix), ground_truth=ground_truth,
-                                     clean_native=native, target_weights=weights[0],
-                                     tie_seed=image_seed(seed, image_id, "ties"))
+                                     seed=image_seed(seed, image_id, "perturbation" + suffix),
+                                     ground_truth=None if scale_free_only else ground_truth, clean_native=native,
+                                     target_weights=weights[0], tie_seed=image_seed(seed, image_id, "ties"),
+                                     alignment=alignment)
         for key, values in curves.items():
+            if scale_free_only and not key.endswith("_target_change"):
+                continue
             order, curve = key.split("_", 1)
             curve_rows.extend((order, float(f), curve + suffix, float(v)) for f, v in zip(scheme.fractions, values))
             baseline = values[0] if curve.startswith("gt_") else 0.0
@@ -144,12 +157,30 @@ def score_map(model: DepthModel, image: Tensor, relevance: Tensor, native: Tenso
             scores.append((name, normalised_auc(values - baseline, scheme.fractions)))
     compare = native[0, 0] if config.fidelity_resolution == "native" else resize_depth(
         native, tuple(image.shape[-2:]))[0, 0]
-    scores.append(("attribution_fidelity", attribution_fidelity(relevance, compare, config.fidelity_measure)))
+    if alignment is not None:
+        compare = alignment.apply(compare).clamp(*alignment.clip)
+    if not scale_free_only:
+        scores.append(("attribution_fidelity", attribution_fidelity(relevance, compare, config.fidelity_measure)))
     scores.append(("infidelity" if signed else "infidelity_unsigned", infidelity(
         model, image, relevance, weights, n_perturb_samples=config.infidelity_samples,
         noise_std=config.infidelity_noise_std, normalize=config.infidelity_normalize,
         seed=image_seed(seed, image_id, "infidelity"), max_batch=config.schemes[0].batch_size, clean_native=native)))
     return scores, curve_rows
+
+
+def image_alignment(native: Tensor, ground_truth: GroundTruth | None, spec: AlignmentSpec, info: DatasetInfo
+                    ) -> DepthAlignment | None:
+    """A relative model's alignment of one image: its clean prediction ``native (1, 1, h, w)`` resized to the ground
+    truth's view and fitted on its evaluation mask (:func:`~depthxai.evaluation.relative.fit_alignment`); ``None``
+    without ground truth or where the fit is impossible (a prediction constant over the valid pixels)."""
+    if ground_truth is None:
+        return None
+    pred = resize_depth(native, tuple(ground_truth.depth.shape[-2:]))[0, 0].cpu().numpy()
+    try:
+        return fit_alignment(pred, ground_truth.depth.cpu().numpy(), ground_truth.mask.cpu().numpy(), spec,
+                             info.min_depth, info.max_depth)
+    except ValueError:
+        return None
 
 
 def check_map(relevance: Tensor, size: tuple[int, int], source: str, image_id: str) -> None:
@@ -166,7 +197,8 @@ def check_map(relevance: Tensor, size: tuple[int, int], source: str, image_id: s
 def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mapping[str, np.ndarray],
                    attributions: Mapping[str, Any], config: EvaluationConfig, target: TargetSpec,
                    mean_rgb: Sequence[float], *, seed: int = 0, progress: bool = True,
-                   log: logging.Logger | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   log: logging.Logger | None = None, alignment: AlignmentSpec | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every map of a shard.
 
     Args:
@@ -180,10 +212,14 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         target: the target the maps explain (for Infidelity).
         mean_rgb: dataset mean colour (perturbation replacement).
         seed: base seed; per-image seeds derive from it.
+        alignment: how a relative model's predictions are aligned to the ground truth (config
+            ``evaluation.alignment``; default least squares in disparity space); unused for metric models.
 
     Returns:
         ``(scores, curves)`` tidy tables (see the module docstring).
     """
+    alignment = alignment if alignment is not None else AlignmentSpec()
+    relative = relative_output(model.card)
     pred_ids = [str(i) for i in predictions["ids"]]
     map_ids = [str(i) for i in attributions["ids"]]
     if pred_ids != map_ids:
@@ -214,8 +250,14 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
             log.warning("%s: the map of image %s is constant: it ranks no pixel above another (scored with random "
                         "ties; Attribution Fidelity undefined) - flagged as constant_map in the scores", source, image_id)
         ground_truth = ground_truth_view(model, data_root, depth_path, rgb.shape[:2], info)
+        fitted = image_alignment(native, ground_truth, alignment, info) if relative else None
+        if relative and fitted is None and log:
+            log.warning("%s: image %s of the relative model %s cannot be aligned to ground truth (none valid, or a "
+                        "constant prediction): scored on target_change and Infidelity only", source, image_id,
+                        model.card.name)
         scores, curves = score_map(model, image, relevance, native, config, target, mean_rgb, seed=seed,
-                                   image_id=image_id, ground_truth=ground_truth, signed=bool(meta["signed"]))
+                                   image_id=image_id, ground_truth=ground_truth, signed=bool(meta["signed"]),
+                                   alignment=fitted)
         score_rows += [(image_id, *row) for row in scores] + [(image_id, "constant_map", float(constant))]
         curve_rows += [(image_id, *row) for row in curves]
         delta = float(attributions["convergence_delta"][k])

@@ -24,10 +24,12 @@ Cascade order (``layer_groups``):
 * **METER** (:data:`METER_CASCADE`): the decoder from ``conv2d_out`` back to ``conv2d_in``, then the encoder from
   the 1x1 ``conv2`` after the last MobileViT block back to the stem ``conv1`` (MobileViT blocks and MV2 blocks as
   separate steps), i.e. exactly the reverse of the forward order.
-* **Other networks** (PixelFormer, test nets): the reverse of the order in which the network *calls* its modules,
-  recorded with forward hooks (:func:`trace_call_order`) and grouped by a name-prefix depth
-  (:func:`group_by_prefix`; PixelFormer: the top-level modules, the Swin backbone split into patch embedding,
-  stages and norms).
+* **Other networks** (PixelFormer, ``hf:`` and ``module:`` models, test nets): the reverse of the order in which the
+  network *calls* its modules, recorded with forward hooks (:func:`trace_call_order`) and grouped by a name-prefix
+  depth (:func:`group_by_prefix`; PixelFormer: the top-level modules, the Swin backbone split into patch embedding,
+  stages and norms; ``hf:``: the transformers model's submodules two levels down (embeddings, layer norm, the
+  neck's stages, the head's layers) with every layer of a ViT encoder (Depth Anything's DINOv2, DPT's ViT) a step
+  of its own; ``module:``: the user's network's top-level children).
 
 Re-initialisation (:func:`reinitialise`) uses PyTorch's ``reset_parameters()`` where a module defines it, under a
 seed derived from (seed, group name); parameters of modules without it (e.g. Swin's relative-position bias table)
@@ -70,6 +72,9 @@ METER_CASCADE = (
 #: Prefix depths of the traced grouping per architecture: (default depth, {prefix: depth}), see group_by_prefix.
 TRACE_GROUPING: dict[str, tuple[int, dict[str, int]]] = {
     "pixelformer": (1, {"backbone": 2, "backbone.layers": 3}),
+    # hf: HFDepthNet.model is the transformers model; module: ModuleDepthNet.net the user's network
+    "hf": (3, {"model.backbone.encoder": 5, "model.dpt.encoder": 5}),
+    "module": (2, {}),
 }
 
 

@@ -5,13 +5,19 @@ metres at the network's output resolution, streamed into the file as they are co
 in memory; :func:`read_predictions` reads one image at a time). Per-image accuracy against the ground truth (the
 official protocol: upsample to the full frame, clip, crop, mask) goes to a tidy CSV with one row per
 (image, metric).
+
+A model whose card says ``output_kind: relative`` predicts affine-invariant (inverse) depth: its file holds the raw
+output (``output_unit_m`` applied, no metres), and its accuracy is computed after aligning each image's full-frame
+prediction to the ground truth on the pixels the metrics use (the ``align`` argument, e.g.
+:func:`depthxai.evaluation.align.align_to_ground_truth` with the config's ``evaluation.alignment``), then clipped to
+the dataset's depth range like any prediction. Metric models are never aligned.
 """
 
 from __future__ import annotations
 
 import logging
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +28,41 @@ from tqdm import tqdm
 
 from depthxai.data.io import read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
-from depthxai.metrics.depth import METRIC_NAMES, evaluate_depth
+from depthxai.metrics.depth import METRIC_NAMES, eval_mask, evaluate_depth
 from depthxai.fileio import NpzRows, NpzStreamWriter, write_npy
 from depthxai.models.wrapper import DepthModel, crop_box, predict_image, prepare_input, resize_depth
 
 METRIC_COLUMNS = ["image_id", "metric", "value"]
 
+#: Aligns one relative prediction to the ground truth: ``(pred (H, W), gt (H, W) metres, mask (H, W) bool of the pixels
+#: to fit, max_depth of the dataset) -> (H, W) metres``. Passed in (the alignment lives in depthxai.evaluation.align,
+#: a later layer than the models).
+Aligner = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
+
 
 @torch.no_grad()
 def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str], *, progress: bool = True,
-                     log: logging.Logger | None = None) -> Iterator[tuple[str, np.ndarray, list[dict[str, Any]]]]:
+                     log: logging.Logger | None = None, align: Aligner | None = None
+                     ) -> Iterator[tuple[str, np.ndarray, list[dict[str, Any]]]]:
     """Predict depth for ``ids`` of a prepared dataset, one image per forward (so results never depend on
     which images share a batch or a shard), yielding each image as soon as it is done.
 
+    Args:
+        align: how a relative model's prediction is aligned to the ground truth before the metrics (see the module
+            docstring); fitted on the pixels the metrics use (valid depth range, evaluation crop, the region the
+            model sees). Without it a relative model gets no accuracy rows (a warning says so). Unused for metric
+            models.
+
     Yields:
-        ``(image_id, native, rows)``: ``native`` ``(1, h, w)`` float32 metres at the network's output resolution;
-        ``rows`` the accuracy rows ``{"image_id", "metric", "value"}`` of :data:`METRIC_NAMES` (none without
-        valid ground truth).
+        ``(image_id, native, rows)``: ``native`` ``(1, h, w)`` float32 metres (relative models: the raw output) at
+        the network's output resolution; ``rows`` the accuracy rows ``{"image_id", "metric", "value"}`` of
+        :data:`METRIC_NAMES` (none without valid ground truth).
     """
     info = read_dataset_info(data_root)
     device = next(model.parameters()).device
+    relative = model.card.output_kind == "relative"
+    if relative and align is None and log:
+        log.warning("model %s predicts relative depth and no alignment was given: no accuracy rows", model.card.name)
     medians: list[float] = []
     for image_id in tqdm(list(ids), desc=f"predict {model.card.name}", disable=not progress, mininterval=5):
         rgb_path, depth_path = sample_paths(data_root, image_id)
@@ -52,7 +73,7 @@ def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str
                             f"{image_id}; check its weights ({model.weights_path or 'not from a file'})")
         medians.append(float(native.median()))
         rows: list[dict[str, Any]] = []
-        if depth_path is not None:
+        if depth_path is not None and (align is not None or not relative):
             gt = read_depth(depth_path, info.depth_scale)
             if gt.shape != rgb.shape[:2]:
                 raise DataError(f"{depth_path}: depth map is {gt.shape}, its image {rgb_path} is {rgb.shape[:2]}")
@@ -60,6 +81,12 @@ def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str
             full = np.zeros(rgb.shape[:2], dtype=np.float32)
             full[top : top + ch, left : left + cw] = resize_depth(native, (ch, cw))[0, 0].cpu().numpy()
             try:
+                if relative:
+                    assert align is not None
+                    fit = eval_mask(gt, info.min_depth, info.max_depth, info.eval_crop)
+                    seen = np.zeros_like(fit)
+                    seen[top : top + ch, left : left + cw] = True
+                    full = align(full, gt, fit & seen, float(info.max_depth))
                 metrics = evaluate_depth(full, gt, info)
                 rows = [{"image_id": image_id, "metric": name, "value": metrics[name]} for name in METRIC_NAMES]
             except ValueError as exc:
@@ -80,8 +107,11 @@ def implausible_depth_warning(model: DepthModel, medians: Sequence[float], depth
     Weights run under the wrong model card (another dataset's preprocessing or output unit) still give plausible
     looking numbers per pixel; their scale gives them away: NYU weights run as the KITTI model predict 17-34 m for an
     indoor frame (within a road model's range, beyond the 10 m of an indoor dataset).
+
+    A relative model (``output_kind: relative``) is never warned about: its output has no unit to check (its scale
+    and shift are fitted per image against the ground truth).
     """
-    if not medians:
+    if not medians or model.card.output_kind == "relative":
         return ""
     median = float(np.median(medians))
     source = model.weights_path or "these weights"
@@ -98,7 +128,8 @@ def implausible_depth_warning(model: DepthModel, medians: Sequence[float], depth
 
 
 def predict_split(model: DepthModel, data_root: str | Path, ids: Sequence[str], *, progress: bool = True,
-                  log: logging.Logger | None = None) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+                  log: logging.Logger | None = None, align: Aligner | None = None
+                  ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """:func:`iter_predictions` collected in memory (small shards, tests; the workflow uses :func:`predict_to_file`).
 
     Returns:
@@ -107,7 +138,7 @@ def predict_split(model: DepthModel, data_root: str | Path, ids: Sequence[str], 
     """
     natives: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
-    for _, native, image_rows in iter_predictions(model, data_root, ids, progress=progress, log=log):
+    for _, native, image_rows in iter_predictions(model, data_root, ids, progress=progress, log=log, align=align):
         natives.append(native)
         rows.extend(image_rows)
     arrays = {"ids": np.asarray(list(ids), dtype=str),
@@ -116,14 +147,16 @@ def predict_split(model: DepthModel, data_root: str | Path, ids: Sequence[str], 
 
 
 def predict_to_file(path: str | Path, model: DepthModel, data_root: str | Path, ids: Sequence[str], *,
-                    progress: bool = True, log: logging.Logger | None = None) -> pd.DataFrame:
+                    progress: bool = True, log: logging.Logger | None = None, align: Aligner | None = None
+                    ) -> pd.DataFrame:
     """Predict ``ids`` and stream each image's prediction into the ``.npz`` at ``path`` (written atomically).
 
     Memory stays that of one image whatever the shard size. Returns the accuracy table of :func:`predict_split`.
     """
     rows: list[dict[str, Any]] = []
     with NpzStreamWriter(path) as out:
-        for image_id, native, image_rows in iter_predictions(model, data_root, ids, progress=progress, log=log):
+        for image_id, native, image_rows in iter_predictions(model, data_root, ids, progress=progress, log=log,
+                                                             align=align):
             out.add_row("native", image_id, native)
             rows.extend(image_rows)
         out.add("ids", np.asarray(list(ids), dtype=str))

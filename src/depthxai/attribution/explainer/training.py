@@ -220,7 +220,12 @@ def fit_explainer(model: DepthModel, data_root: str | Path, config: ExplainerCon
     n = images.shape[0]
     mean_rgb = [float(c) for c in train.rgb.mean(dim=(0, 2, 3), dtype=torch.float64)]
     clean = _predict(model, images)
-    floor_m = max(card.max_depth / 1000.0, 1e-3)
+    # the log-depth floor: a thousandth of the model's range; a model without one (an hf:/module: model, e.g. relative
+    # inverse depth) takes a thousandth of the largest clean prediction of the train split instead
+    if math.isfinite(card.max_depth):
+        floor_m = max(card.max_depth / 1000.0, 1e-3)
+    else:
+        floor_m = max(float(clean.abs().max()) / 1000.0, 1e-6)
     clean_log = log_depth(clean, floor_m)
     if not bool(torch.isfinite(clean).all()):
         raise DataError(f"{data_root}: the model {card.name} predicts non-finite depth on the train split")

@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 
 from depthxai.attribution import TargetModel, TargetSpec, build_method, target_weights
-from depthxai.models.adapters import load_any_depth_model, make_card
 from depthxai.errors import ConfigError
+from depthxai.models.adapters import load_any_depth_model, make_card
 from depthxai.models.wrapper import DepthModel, load_depth_model
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"

@@ -52,9 +52,15 @@ from captum.attr import IntegratedGradients as CaptumIG
 from captum.metrics import infidelity as captum_infidelity
 from torch import Tensor, nn
 
-from depthxai.attribution import AttentionRollout, IntegratedGradients, Saliency, TargetModel, TargetSpec, target_weights
+from depthxai.attribution import (
+    AttentionRollout,
+    IntegratedGradients,
+    Saliency,
+    TargetModel,
+    TargetSpec,
+    target_weights,
+)
 from depthxai.attribution.base import reduce_channels, seeded_generator
-from depthxai.metrics.depth import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.infidelity import infidelity
 from depthxai.evaluation.perturbation import (
@@ -66,6 +72,7 @@ from depthxai.evaluation.perturbation import (
     pixel_ranking,
     replacement_image,
 )
+from depthxai.metrics.depth import eval_mask
 from depthxai.models import get_card, load_depth_model, prepare_input
 from depthxai.models.wrapper import DepthModel, resize_depth
 

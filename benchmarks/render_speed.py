@@ -87,7 +87,7 @@ def run_render(args: argparse.Namespace, ref: ModuleType) -> dict[str, object]:
         times: dict[str, list[float]] = {"reference": [], "this": []}
         mismatches = 0
         for i in range(args.images):
-            seed = new.image_seed(0, "train", i)
+            seed = new.scene_seed(0, "train", i)
             scenes = {"reference": ref.sample_scene(setup, np.random.default_rng(seed)),
                       "this": new.sample_scene(setup, np.random.default_rng(seed))}
             renders = {}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_nets import TinyDepthNet, build_tiny_depth_net
 from torch import Tensor
 
 from depthxai.attribution import TargetModel, build_method
@@ -19,7 +20,6 @@ from depthxai.attribution.captum_methods import CaptumMethod, available_methods,
 from depthxai.errors import ConfigError
 from depthxai.models.adapters import make_card
 from depthxai.models.wrapper import DepthModel
-from tiny_nets import TinyDepthNet, build_tiny_depth_net
 
 SIZE = (24, 32)
 #: the methods issue 16 names, with small settings where the defaults would take long on Depth Anything

@@ -34,11 +34,11 @@ from depthxai.attribution.explainer import (
     train_explainer,
     width_of_state,
 )
+from depthxai.data.frames import load_split_frames
 from depthxai.data.io import read_dataset_info
 from depthxai.data.synthetic import generate_dataset
 from depthxai.errors import CheckpointError, ConfigError
 from depthxai.models.checkpoint import read_state_dict
-from depthxai.models.train import load_training_images
 from depthxai.models.wrapper import DepthModel
 
 SIZE = (64, 64)
@@ -258,7 +258,7 @@ def test_reloaded_weights_reproduce_the_masks_bit_for_bit(trained: tuple[Path, d
     out, record, data = trained
     model = tiny_model(**TINY)
     explainer = Explainer(out / "w.pt")  # strict load, width read from the file
-    test = load_training_images(data, "test", model.card, read_dataset_info(data))
+    test = load_split_frames(data, "test", read_dataset_info(data), model.card.input_size, model.card.input_crop)
     torch.set_num_threads(1)  # as during training (TINY_CONFIG.threads); the autouse fixture resets it
     again = evaluate_explainer(explainer.net, model, test.rgb, TINY_CONFIG, record["mean_rgb"],
                                floor_m=max(model.card.max_depth / 1000.0, 1e-3))

@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from tiny_nets import build_tiny_depth_net
 
 from depthxai.attribution import AttentionRollout, IntegratedGradients, TargetModel
 from depthxai.errors import CheckpointError, ConfigError, DataError, DepthXAIError
 from depthxai.models import save_state_dict
 from depthxai.models.adapters import load_any_depth_model, make_card
 from depthxai.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from tiny_nets import build_tiny_depth_net
 
 KINDS = ("depth_anything", "dpt", "glpn", "zoedepth")
 

@@ -30,7 +30,7 @@ from PIL import Image
 from depthxai.attribution.run import read_attributions, write_attributions
 from depthxai.cli import main
 from depthxai.data.io import read_rgb
-from depthxai.errors import CheckpointError, DataError
+from depthxai.errors import CheckpointError, DataError, TrainingError
 from depthxai.fileio import write_json
 from depthxai.models import build_model, load_depth_model, save_state_dict
 from depthxai.models.predict import implausible_depth_warning
@@ -195,7 +195,7 @@ def test_a_diverging_explainer_training_names_the_epoch_and_the_setting(workspac
         index.loc[index["id"] == "img0", "split"] = "train"
         index.to_csv(data / "index.csv", index=False)
     config = module.ExplainerConfig.from_config({"epochs": 1, "batch_size": 1, "lr": 0.005, "seed": 0})
-    with pytest.raises(DataError, match=r"diverged in epoch 1, step 1 \(loss nan\); lower methods\.explainer\.lr "
+    with pytest.raises(TrainingError, match=r"diverged in epoch 1, step 1 \(loss nan\); lower methods\.explainer\.lr "
                                         r"\(now 0\.005\)"):
         module.fit_explainer(model, data, config, progress=False)
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from depthxai.attribution import TargetSpec, build_method, target_weights
+from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.localisation import (
     LOCALISATION_COLUMNS,
     SHIFT_COLUMNS,
@@ -23,7 +24,6 @@ from depthxai.evaluation.localisation import (
     tile_box,
     tile_mask,
 )
-from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
 

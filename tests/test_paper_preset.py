@@ -45,9 +45,20 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from real_fixtures import (KITTI_DRIVE, NYU_LABELED_FRAMES, RealSample, kitti_train_pixels, nyu_train_pixels,
-                           predict_with_cli, read_png, real_samples, reference_metrics, write_eigen_train_split,
-                           write_kitti_archives, write_nyu_labeled)
+from real_fixtures import (
+    KITTI_DRIVE,
+    NYU_LABELED_FRAMES,
+    RealSample,
+    kitti_train_pixels,
+    nyu_train_pixels,
+    predict_with_cli,
+    read_png,
+    real_samples,
+    reference_metrics,
+    write_eigen_train_split,
+    write_kitti_archives,
+    write_nyu_labeled,
+)
 
 from depthxai.data.nyu import read_nyu_splits
 

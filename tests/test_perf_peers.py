@@ -15,9 +15,9 @@ from torch import Tensor, nn
 from depthxai.attribution import IntegratedGradients, TargetModel
 from depthxai.attribution import gradient as gradient_module
 from depthxai.attribution.base import seeded_generator
-from depthxai.metrics.batched import batched_errors
 from depthxai.evaluation.infidelity import infidelity
 from depthxai.evaluation.perturbation import GroundTruth, PerturbationConfig, perturbation_curves, rmse_absrel
+from depthxai.metrics.batched import batched_errors
 from depthxai.models.registry import ModelCard
 from depthxai.models.wrapper import DepthModel
 

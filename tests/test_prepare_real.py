@@ -17,13 +17,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
-from real_fixtures import (KITTI_DRIVE, KITTI_FRAMES, NYU_REAL, kitti_train_pixels, nyu_train_pixels,
-                           place_kitti_frame, read_png, write_eigen_train_split, write_nyu_labeled, write_nyu_splits)
+from real_fixtures import (
+    KITTI_DRIVE,
+    KITTI_FRAMES,
+    NYU_REAL,
+    kitti_train_pixels,
+    nyu_train_pixels,
+    place_kitti_frame,
+    read_png,
+    write_eigen_train_split,
+    write_nyu_labeled,
+    write_nyu_splits,
+)
 
 from depthxai.cli import main
 from depthxai.data.io import mean_rgb, read_dataset_info, read_index
-from depthxai.data.kitti import (IMAGE_SIZE, eigen_drives, fit_to_size, prepare_kitti_eigen, read_eigen_split,
-                                 select_train_lines)
+from depthxai.data.kitti import (
+    IMAGE_SIZE,
+    eigen_drives,
+    fit_to_size,
+    prepare_kitti_eigen,
+    read_eigen_split,
+    select_train_lines,
+)
 from depthxai.data.nyu import NYU_CAMERA, prepare_nyu, read_nyu_splits
 from depthxai.errors import DataError
 

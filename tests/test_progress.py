@@ -26,7 +26,7 @@ total              8
 
 
 def job(rule: str, jobid: int) -> list[str]:
-    return [f"[Mon Dec  7 07:46:17 2026]", f"localrule {rule}:", "    output: x", f"    jobid: {jobid}",
+    return ["[Mon Dec  7 07:46:17 2026]", f"localrule {rule}:", "    output: x", f"    jobid: {jobid}",
             "    reason: Missing output files: x"]
 
 

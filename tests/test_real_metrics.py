@@ -33,8 +33,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from real_fixtures import (CHECKPOINTS, DEPTH_SCALE, RealSample, predict_with_cli, read_png, real_samples,
-                           reference_metrics)
+from real_fixtures import (
+    CHECKPOINTS,
+    DEPTH_SCALE,
+    RealSample,
+    predict_with_cli,
+    read_png,
+    real_samples,
+    reference_metrics,
+)
 
 from depthxai.cli import main
 from depthxai.data.io import DatasetInfo, write_dataset_info, write_index

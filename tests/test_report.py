@@ -34,8 +34,8 @@ from depthxai.report.tables import (
     to_markdown,
     write_table,
 )
-from depthxai.stats.run import paired_differences, run_statistics
 from depthxai.stats.hypothesis import bootstrap_ci
+from depthxai.stats.run import paired_differences, run_statistics
 
 DPI = 40
 MODELS = ["meter_xxs", "pixelformer_nano07"]

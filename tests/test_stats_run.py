@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from depthxai.fileio import write_csv_tables
+from depthxai.stats.hypothesis import bootstrap_ci, two_level_bootstrap_ci
 from depthxai.stats.run import (
     FRIEDMAN_COLUMNS,
     WILCOXON_COLUMNS,
@@ -18,7 +19,6 @@ from depthxai.stats.run import (
     read_statistics,
     run_statistics,
 )
-from depthxai.stats.hypothesis import bootstrap_ci, two_level_bootstrap_ci
 
 METHODS = ["ig", "random", "saliency"]
 N_IMAGES = 12

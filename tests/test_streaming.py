@@ -16,8 +16,8 @@ from depthxai.attribution import RandomRanking, Saliency, TargetSpec
 from depthxai.attribution.run import attribute_split, attribute_to_file, read_attributions, write_attributions
 from depthxai.data.io import DatasetInfo, write_dataset_info, write_depth, write_index, write_rgb
 from depthxai.errors import DataError
-from depthxai.evaluation.run import EvaluationConfig, evaluate_split
 from depthxai.evaluation.perturbation import PerturbationConfig
+from depthxai.evaluation.run import EvaluationConfig, evaluate_split
 from depthxai.fileio import NpzRows, NpzStreamWriter, read_npz_ids, read_npz_rows
 from depthxai.models.predict import predict_split, predict_to_file, read_predictions, write_predictions
 from depthxai.models.wrapper import DepthModel

@@ -158,10 +158,10 @@ def test_default_sizes_and_intrinsics() -> None:
         S.render_scene("forest", 0)
 
 
-def test_image_seeds_depend_on_split_and_index_only() -> None:
-    seeds = {S.image_seed(0, split, i) for split in ("train", "test") for i in range(50)}
+def test_scene_seeds_depend_on_split_and_index_only() -> None:
+    seeds = {S.scene_seed(0, split, i) for split in ("train", "test") for i in range(50)}
     assert len(seeds) == 100
-    assert S.image_seed(3, "train", 5) == S.image_seed(3, "train", 5) != S.image_seed(4, "train", 5)
+    assert S.scene_seed(3, "train", 5) == S.scene_seed(3, "train", 5) != S.scene_seed(4, "train", 5)
     assert S.image_id("train", 123) == "train_000123"
 
 
@@ -178,7 +178,7 @@ def test_generate_dataset_layout_reads_back(tmp_path) -> None:
     assert list(index["id"]) == ["test_000000", "test_000001", "train_000000", "train_000001", "train_000002"]
     assert list(read_index(tmp_path / "ds", "train")["id"]) == ["train_000000", "train_000001", "train_000002"]
     row = index[index["id"] == "train_000001"].iloc[0]
-    rgb, depth = S.render_scene("indoor", S.image_seed(5, "train", 1), size)
+    rgb, depth = S.render_scene("indoor", S.scene_seed(5, "train", 1), size)
     np.testing.assert_array_equal(read_rgb(tmp_path / "ds" / row["rgb"]), rgb)
     # Millimetre PNG: within half a millimetre of the exact depth.
     np.testing.assert_allclose(read_depth(tmp_path / "ds" / row["depth"], 1000.0), depth, atol=0.5e-3 + 1e-6)

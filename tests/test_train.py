@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from depthxai.data.frames import resize_depth_nearest
 from depthxai.data.synthetic import generate_dataset
+from depthxai.errors import TrainingError
 from depthxai.models import DepthModel, build_model, get_card, load_depth_model, load_weights
 from depthxai.models import train as T
 from depthxai.models.train import TrainConfig, evaluate_on_split, train_model
@@ -170,7 +172,7 @@ def test_silog_loss_matches_formula_and_survives_negative_outputs() -> None:
 
 def test_resize_depth_nearest_never_blends_invalid_pixels() -> None:
     depth = torch.tensor([[1.0, 0.0, 2.0, 0.0], [0.0, 3.0, 0.0, 4.0]]).repeat(3, 5)  # 6 x 20
-    out = T.resize_depth_nearest(depth, (5, 13))
+    out = resize_depth_nearest(depth, (5, 13))
     assert out.shape == (5, 13)
     assert set(out.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
 
@@ -214,3 +216,38 @@ def test_smooth_upsampling_has_no_checkerboard_and_unconstrains_to_plain_weights
     T.unconstrain(layers)
     assert list(net.state_dict()) == keys and torch.equal(conv.weight, weight)
     assert isinstance(conv.weight, nn.Parameter)
+
+
+def test_a_diverging_loss_stops_training_naming_the_epoch_step_and_setting(
+        tiny_indoor: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    original = T.silog_loss
+
+    def nan_at_step_two(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        loss = original(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(T, "silog_loss", nan_at_step_two)
+    with pytest.raises(TrainingError, match=r"diverged in epoch 1, step 2: the loss is nan; lower the learning rate "
+                                            r"\(train\.lr, now 0\.002\)"):
+        train_model(METER, tiny_indoor, _config(epochs=2), tmp_path / "w.pt", tmp_path / "m.json", progress=False)
+    assert not (tmp_path / "w.pt").exists() and not (tmp_path / "m.json").exists()  # nothing that looks complete
+
+
+def test_non_finite_parameters_stop_training_at_the_end_of_the_epoch(
+        tiny_indoor: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a finite loss whose gradient is NaN (0 * d sqrt(x)/dx at x = 0): the optimiser writes NaN into the weights
+    calls = {"n": 0}
+    original = T.silog_loss
+
+    def nan_gradient_at_step_two(pred, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        loss = original(pred, *args, **kwargs)
+        return loss + 0.0 * torch.sqrt(pred.sum() * 0.0) if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(T, "silog_loss", nan_gradient_at_step_two)
+    with pytest.raises(TrainingError, match=r"diverged in epoch 1: parameter \S+ holds non-finite values; lower the "
+                                            r"learning rate \(train\.lr, now 0\.002\)"):
+        train_model(METER, tiny_indoor, _config(epochs=2), tmp_path / "w.pt", tmp_path / "m.json", progress=False)
+    assert not (tmp_path / "w.pt").exists()

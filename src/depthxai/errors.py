@@ -21,3 +21,7 @@ class CheckpointError(DepthXAIError):
 
 class DownloadError(DepthXAIError):
     """A download failed or its hash did not match; the message says where to place the file by hand."""
+
+
+class TrainingError(DepthXAIError):
+    """A training run diverged (non-finite loss or parameters): a setting must change."""

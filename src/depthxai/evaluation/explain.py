@@ -22,6 +22,7 @@ from depthxai.errors import DataError
 from depthxai.evaluation.run import EvaluationConfig, score_map
 from depthxai.models.wrapper import DepthModel, prepare_input, resize_depth
 
+
 @dataclass(frozen=True)
 class Explanation:
     """One image explained, everything in the network's input frame ``(h, w)`` = ``card.input_size``.

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from depthxai.data.frames import resize_depth_nearest
 from depthxai.data.io import read_dataset_info, read_depth, read_index, read_rgb
 from depthxai.errors import DataError
 from depthxai.evaluation.panels import QualitativePanel, relevance_display
@@ -20,7 +21,7 @@ from depthxai.evaluation.relative import AlignmentSpec, fit_alignment, relative_
 from depthxai.fileio import read_npz_ids, read_npz_rows
 from depthxai.metrics.depth import eval_mask
 from depthxai.models.registry import ModelCard, get_card
-from depthxai.models.wrapper import crop_box, prepare_input, resize_depth, resize_depth_nearest
+from depthxai.models.wrapper import crop_box, prepare_input, resize_depth
 
 PathOrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 

@@ -40,10 +40,8 @@ from depthxai.attribution.base import image_seed
 from depthxai.attribution.targets import TargetSpec, target_weights
 from depthxai.data.io import DatasetInfo, read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
-from depthxai.metrics.depth import eval_mask
 from depthxai.evaluation.fidelity import attribution_fidelity
 from depthxai.evaluation.infidelity import infidelity
-from depthxai.evaluation.relative import AlignmentSpec, DepthAlignment, fit_alignment, relative_output
 from depthxai.evaluation.perturbation import (
     GroundTruth,
     PerturbationConfig,
@@ -51,6 +49,8 @@ from depthxai.evaluation.perturbation import (
     perturbation_curves,
     scheme_suffix,
 )
+from depthxai.evaluation.relative import AlignmentSpec, DepthAlignment, fit_alignment, relative_output
+from depthxai.metrics.depth import eval_mask
 from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth
 
 #: The columns of a shard's scores and curves (the CLI adds dataset, model and method).

@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from depthxai.data.io import read_dataset_info, read_depth, read_rgb, sample_paths
 from depthxai.errors import DataError
-from depthxai.metrics.depth import METRIC_NAMES, eval_mask, evaluate_depth
 from depthxai.fileio import NpzRows, NpzStreamWriter, write_npy
+from depthxai.metrics.depth import METRIC_NAMES, eval_mask, evaluate_depth
 from depthxai.models.wrapper import DepthModel, crop_box, predict_image, prepare_input, resize_depth
 
 METRIC_COLUMNS = ["image_id", "metric", "value"]

@@ -47,13 +47,14 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
-from depthxai.data.io import DatasetInfo, read_dataset_info, read_depth, read_index, read_rgb
-from depthxai.errors import DataError
-from depthxai.metrics.depth import evaluate_depth
+from depthxai.data.frames import load_split_frames, resize_depth_nearest, split_files
+from depthxai.data.io import DatasetInfo, read_dataset_info, read_depth, read_rgb
+from depthxai.errors import DataError, TrainingError
 from depthxai.fileio import write_json
+from depthxai.metrics.depth import evaluate_depth
 from depthxai.models.checkpoint import save_state_dict
 from depthxai.models.registry import ModelCard, build_model, get_card
-from depthxai.models.wrapper import DepthModel, crop_box, prepare_input, resize_depth_nearest
+from depthxai.models.wrapper import DepthModel, crop_box, prepare_input
 
 #: Weight of the squared mean log error subtracted in SILog (BTS / PixelFormer use 0.85).
 SILOG_VARIANCE_FOCUS = 0.85
@@ -120,51 +121,6 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class TrainingImages:
-    """A split held in memory at the model's input size.
-
-    Attributes:
-        rgb: ``(N, 3, h, w)`` float32 RGB in [0, 1] (the card's crop and bilinear resize applied).
-        depth: ``(N, 1, h, w)`` float32 metres, nearest-neighbour resized; 0 = invalid.
-        ids: the image ids, in index order.
-    """
-
-    rgb: Tensor
-    depth: Tensor
-    ids: list[str]
-
-
-def _split_rows(data_root: Path, split: str) -> list[tuple[str, Path, Path]]:
-    index = read_index(data_root, split)
-    if len(index) == 0:
-        raise DataError(f"{data_root / 'index.csv'}: no images in split {split!r}; prepare the dataset with a "
-                        f"non-empty {split} split")
-    return [(row.id, data_root / row.rgb, data_root / row.depth) for row in index.itertuples()]
-
-
-def load_training_images(data_root: str | Path, split: str, card: ModelCard, info: DatasetInfo) -> TrainingImages:
-    """Read every image of ``split`` once and bring it to ``card.input_size`` (see :class:`TrainingImages`).
-
-    Depth outside the dataset's valid range ``(min_depth, max_depth)`` is set to 0 (invalid).
-    """
-    data_root = Path(data_root)
-    rgbs, depths, ids = [], [], []
-    for image_id, rgb_path, depth_path in _split_rows(data_root, split):
-        rgb = read_rgb(rgb_path)
-        depth = read_depth(depth_path, info.depth_scale)
-        if depth.shape != rgb.shape[:2]:
-            raise DataError(f"{depth_path}: depth {depth.shape} and image {rgb.shape[:2]} sizes differ")
-        rgbs.append(prepare_input(rgb, card))
-        # The card's crop (KB crop) applies to depth as to the image.
-        top, left, ch, cw = crop_box(card, depth.shape)
-        d = torch.from_numpy(depth[top : top + ch, left : left + cw].copy())
-        d = torch.where((d > info.min_depth) & (d < info.max_depth), d, torch.zeros_like(d))
-        depths.append(resize_depth_nearest(d, card.input_size)[None])
-        ids.append(image_id)
-    return TrainingImages(torch.stack(rgbs), torch.stack(depths), ids)
 
 
 def random_crops(rgb: Tensor, depth: Tensor, size: tuple[int, int], gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -334,7 +290,7 @@ def evaluate_on_split(model: DepthModel, data_root: str | Path, split: str = "te
     data_root = Path(data_root)
     info = read_dataset_info(data_root)
     model.eval()
-    rows = _split_rows(data_root, split)
+    rows = split_files(data_root, split)
     per_image: list[dict[str, float]] = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
@@ -400,7 +356,7 @@ def train_model(model_name: str, data_root: str | Path, config: TrainConfig, out
 def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path, config: TrainConfig,
            out_weights: Path, out_metrics: Path, log: logging.Logger, progress: bool) -> dict[str, float]:
     started, cpu_started = time.perf_counter(), time.process_time()
-    data = load_training_images(data_root, "train", card, info)
+    data = load_split_frames(data_root, "train", info, card.input_size, card.input_crop)
     n = len(data.ids)
     valid_all = data.depth > 0
     if not bool(valid_all.any()):
@@ -460,6 +416,9 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
                 group["lr"] = _lr_at(step, total_steps, config.lr)
             pred = model(rgb.contiguous(memory_format=torch.channels_last))
             loss = silog_loss(pred, depth, valid, floor_m) if bool(valid.any()) else pred.sum() * 0.0
+            if not math.isfinite(loss.item()):
+                raise TrainingError(f"training {model_name} diverged in epoch {epoch + 1}, step {b + 1}: the loss is "
+                                    f"{loss.item()}; lower the learning rate (train.lr, now {config.lr:g})")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -473,6 +432,10 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         epoch_losses.append(float(np.mean(losses)))
         epochs_run = epoch + 1
+        bad = next((name for name, p in model.net.named_parameters() if not bool(torch.isfinite(p).all())), None)
+        if bad is not None:
+            raise TrainingError(f"training {model_name} diverged in epoch {epochs_run}: parameter {bad} holds "
+                                f"non-finite values; lower the learning rate (train.lr, now {config.lr:g})")
         elapsed = time.perf_counter() - started
         seen = config.crop_size if epoch < config.crop_epochs and config.crop_size else rgb_all.shape[-2:]
         log.info("epoch %d/%d (%dx%d%s): loss %.4f, %.1f s (total %.1f s)", epochs_run, config.epochs, *seen,

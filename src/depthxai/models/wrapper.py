@@ -14,12 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depthxai.data.frames import frame_crop_box, prepare_rgb
 from depthxai.errors import DataError
 from depthxai.models.checkpoint import load_weights
 from depthxai.models.registry import ModelCard, build_model, get_card
-
-#: KITTI benchmark ("KB") crop size used by PixelFormer on KITTI.
-KB_CROP = (352, 1216)
 
 
 class DepthModel(nn.Module):
@@ -71,16 +69,6 @@ def resize_depth(depth: Tensor, size: tuple[int, ...]) -> Tensor:
     return F.interpolate(depth, size=tuple(size), mode="bilinear", align_corners=False)
 
 
-def resize_depth_nearest(depth: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize depth maps ``(..., H, W)`` by nearest neighbour (pixel centres, PyTorch's ``nearest-exact``), so that no invalid zero is
-    averaged into a valid depth."""
-    if tuple(depth.shape[-2:]) == tuple(size):
-        return depth
-    lead = depth.shape[:-2]
-    flat = depth.reshape(-1, 1, *depth.shape[-2:])
-    return F.interpolate(flat, size=size, mode="nearest-exact").reshape(*lead, *size)
-
-
 def load_depth_model(name: str, weights: str | Path | None = None, device: str | torch.device = "cpu") -> DepthModel:
     """Build ``name``, load ``weights`` strictly (``weights_only=True``) if given, and return it in eval mode."""
     card = get_card(name)
@@ -94,27 +82,13 @@ def load_depth_model(name: str, weights: str | Path | None = None, device: str |
 
 def crop_box(card: ModelCard, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The (top, left, height, width) region of a full frame that the model sees (the whole frame unless KB crop)."""
-    h, w = image_size
-    if card.input_crop == "kb":
-        ch, cw = KB_CROP
-        if h < ch or w < cw:
-            raise ValueError(f"image {h}x{w} is smaller than the KB crop {ch}x{cw}")
-        return h - ch, (w - cw) // 2, ch, cw
-    return 0, 0, h, w
+    return frame_crop_box(card.input_crop, image_size)
 
 
 def prepare_input(rgb: np.ndarray, card: ModelCard) -> Tensor:
-    """Turn an image into the network input frame: ``uint8 (H, W, 3)`` -> float ``(3, h, w)`` RGB in [0, 1].
-
-    Crops (KB crop for KITTI PixelFormer) and resizes bilinearly (``align_corners=False``, no antialias) to
-    ``card.input_size``, in the order the official code does (scale to [0, 1] first).
-    """
-    top, left, ch, cw = crop_box(card, rgb.shape[:2])
-    x = torch.from_numpy(np.array(rgb[top : top + ch, left : left + cw])).permute(2, 0, 1)[None]  # copy: inputs may be read-only
-    x = x.to(torch.float32) / 255.0
-    if tuple(x.shape[-2:]) != tuple(card.input_size):
-        x = F.interpolate(x, size=card.input_size, mode="bilinear", align_corners=False)
-    return x[0]
+    """Turn an image into the network input frame: ``uint8 (H, W, 3)`` -> float ``(3, h, w)`` RGB in [0, 1]
+    (:func:`depthxai.data.frames.prepare_rgb` at the card's input size and crop)."""
+    return prepare_rgb(rgb, card.input_size, card.input_crop)
 
 
 @torch.no_grad()

@@ -38,7 +38,6 @@ from depthxai.stats.hypothesis import complete_blocks
 from depthxai.tidy import require_columns
 
 
-
 def _groups(tidy: pd.DataFrame, by: Sequence[str]):
     """(key dict, frame) for each group of ``by``, in sorted order."""
     by = list(by)

@@ -34,9 +34,15 @@ import pandas as pd
 
 from depthxai.errors import DataError
 from depthxai.metrics.depth import HIGHER_IS_BETTER
+from depthxai.stats.hypothesis import (
+    bootstrap_ci,
+    complete_blocks,
+    friedman,
+    pairwise_wilcoxon,
+    summarise,
+    two_level_bootstrap_ci,
+)
 from depthxai.tidy import SCORE_COLUMNS, numeric_scores, require_columns
-from depthxai.stats.hypothesis import bootstrap_ci, complete_blocks, friedman, pairwise_wilcoxon, summarise, two_level_bootstrap_ci
-
 
 #: Metrics that exist for some methods only (IG's completeness error): summarised, never compared across methods.
 SINGLE_METHOD_METRICS = ("convergence_delta",)

@@ -37,11 +37,11 @@ from depthxai.attribution.explainer.masking import (
 )
 from depthxai.attribution.explainer.network import ExplainerNet
 from depthxai.attribution.targets import target_weights
+from depthxai.data.frames import load_split_frames
 from depthxai.data.io import read_dataset_info
-from depthxai.errors import DataError
+from depthxai.errors import DataError, TrainingError
 from depthxai.fileio import write_json
 from depthxai.models.checkpoint import save_state_dict
-from depthxai.models.train import load_training_images
 from depthxai.models.wrapper import DepthModel
 
 _LOG = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def train_explainer(model: DepthModel, data_root: str | Path, config: ExplainerC
     """Train an :class:`ExplainerNet` against the frozen ``model`` on the train split of ``data_root``.
 
     The model is put in eval mode and its parameters stop requiring gradients (they stay that way). Images are
-    loaded at ``model.card.input_size`` with :func:`depthxai.models.train.load_training_images`; the clean
+    loaded at ``model.card.input_size`` with :func:`depthxai.data.frames.load_split_frames`; the clean
     predictions are computed once. Each step draws one target per image (a kind of ``config.target_kinds``,
     weights from :func:`~depthxai.attribution.targets.target_weights` on the clean prediction) and minimises the
     weighted loss terms of :mod:`depthxai.attribution.explainer.losses`.
@@ -215,7 +215,7 @@ def fit_explainer(model: DepthModel, data_root: str | Path, config: ExplainerCon
         p.requires_grad_(False)
     device = next(model.parameters()).device
     card = model.card
-    train = load_training_images(data_root, "train", card, info)
+    train = load_split_frames(data_root, "train", info, card.input_size, card.input_crop)
     images = train.rgb.to(device)
     n = images.shape[0]
     mean_rgb = [float(c) for c in train.rgb.mean(dim=(0, 2, 3), dtype=torch.float64)]
@@ -265,7 +265,7 @@ def fit_explainer(model: DepthModel, data_root: str | Path, config: ExplainerCon
             replacement = replacement_images(x, config, mean_rgb)
             loss, terms = _step_losses(net, model, x, c_log, weights, replacement, config, floor_m)
             if not bool(torch.isfinite(loss)):
-                raise DataError(f"the explainer training of {card.name} diverged in epoch {epoch + 1}, step {b + 1} "
+                raise TrainingError(f"the explainer training of {card.name} diverged in epoch {epoch + 1}, step {b + 1} "
                                 f"(loss {float(loss.detach())}); lower methods.explainer.lr (now {config.lr:g})")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -304,7 +304,7 @@ def _write_metrics(net: ExplainerNet, model: DepthModel, data_root: Path, config
     info = read_dataset_info(data_root)
     device = next(model.parameters()).device
     eval_start = time.perf_counter()
-    test = load_training_images(data_root, "test", card, info)
+    test = load_split_frames(data_root, "test", info, card.input_size, card.input_crop)
     quality = evaluate_explainer(net, model, test.rgb.to(device), config, fit["mean_rgb"], fit["floor_m"])
     record: dict[str, Any] = {
         **{k: v for k, v in fit.items() if k != "floor_m"}, "test": quality,

@@ -26,20 +26,34 @@ Modules, one job each: :mod:`.scene` (set-ups, primitives, camera, light), :mod:
 rays, surface geometry), :mod:`.materials` (procedural textures), :mod:`.shading` (shading, :func:`render`), :mod:`.sampling`
 (random rooms and streets), :mod:`.shift` (the object-shift control pair), :mod:`.dataset` (the prepared layout).
 
-Determinism: image ``i`` of split ``s`` is rendered from ``default_rng(image_seed(base, s, i))``, so every
+Determinism: image ``i`` of split ``s`` is rendered from ``default_rng(scene_seed(base, s, i))``, so every
 image can be re-rendered alone and adding images never changes the earlier ones.
 """
 
-from depthxai.data.synthetic.dataset import GENERATOR_VERSION, generate_dataset, image_id, image_seed
+from depthxai.data.synthetic.dataset import GENERATOR_VERSION, generate_dataset, image_id, scene_seed
 from depthxai.data.synthetic.raycast import PrimitiveTable, cast_rays
-from depthxai.data.synthetic.shading import render, render_scene
 from depthxai.data.synthetic.sampling import sample_scene
-from depthxai.data.synthetic.scene import (SETUPS, Box, Camera, Light, Material, Plane, Primitive, Render, Scene,
-                                           SetupSpec, Sphere, Vec3, get_setup, scaled_intrinsics)
+from depthxai.data.synthetic.scene import (
+                                           SETUPS,
+                                           Box,
+                                           Camera,
+                                           Light,
+                                           Material,
+                                           Plane,
+                                           Primitive,
+                                           Render,
+                                           Scene,
+                                           SetupSpec,
+                                           Sphere,
+                                           Vec3,
+                                           get_setup,
+                                           scaled_intrinsics,
+)
+from depthxai.data.synthetic.shading import render, render_scene
 from depthxai.data.synthetic.shift import render_object_shift
 
 __all__ = [
     "GENERATOR_VERSION", "SETUPS", "Box", "Camera", "Light", "Material", "Plane", "Primitive", "PrimitiveTable",
     "Render", "Scene", "SetupSpec", "Sphere", "Vec3", "cast_rays", "generate_dataset", "get_setup", "image_id",
-    "image_seed", "render", "render_object_shift", "render_scene", "sample_scene", "scaled_intrinsics",
+    "scene_seed", "render", "render_object_shift", "render_scene", "sample_scene", "scaled_intrinsics",
 ]

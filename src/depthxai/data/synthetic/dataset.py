@@ -1,6 +1,6 @@
 """Synthetic datasets: render ``n_train`` + ``n_test`` scenes into the prepared-dataset layout.
 
-Image ``i`` of split ``s`` is rendered from ``default_rng(image_seed(base, s, i))``, so every image can be
+Image ``i`` of split ``s`` is rendered from ``default_rng(scene_seed(base, s, i))``, so every image can be
 re-rendered alone and adding images never changes the earlier ones.
 """
 
@@ -14,8 +14,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from depthxai.data.io import DatasetInfo, write_dataset_info, write_depth, write_index, write_rgb
-from depthxai.data.synthetic.shading import render_scene
 from depthxai.data.synthetic.scene import get_setup, scaled_intrinsics
+from depthxai.data.synthetic.shading import render_scene
 
 #: Version of the scene generator, stored in ``dataset.json`` (bump when the images change).
 GENERATOR_VERSION = 1
@@ -23,7 +23,7 @@ GENERATOR_VERSION = 1
 PNG_COMPRESS_LEVEL = 1
 
 
-def image_seed(base_seed: int, split: str, index: int) -> int:
+def scene_seed(base_seed: int, split: str, index: int) -> int:
     """The seed of image ``index`` of ``split``: a function of (base seed, split name, index) only."""
     split_key = zlib.crc32(split.encode("utf-8"))
     state = np.random.SeedSequence([int(base_seed), split_key, int(index)]).generate_state(2, dtype=np.uint32)
@@ -53,7 +53,7 @@ def generate_dataset(root: str | Path, name: str, setup: str, n_train: int, n_te
     rows = []
     jobs = [("train", i) for i in range(n_train)] + [("test", i) for i in range(n_test)]
     for split, i in tqdm(jobs, desc=f"render {name}", unit="img", disable=not progress):
-        rgb, depth = render_scene(setup, image_seed(seed, split, i), size)
+        rgb, depth = render_scene(setup, scene_seed(seed, split, i), size)
         iid = image_id(split, i)
         rel_rgb, rel_depth = f"rgb/{iid}.png", f"depth/{iid}.png"
         write_rgb(root / rel_rgb, rgb, PNG_COMPRESS_LEVEL)

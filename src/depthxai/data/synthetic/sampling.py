@@ -10,8 +10,21 @@ import math
 
 import numpy as np
 
-from depthxai.data.synthetic.scene import (SETUPS, Box, Camera, Light, Material, Plane, Primitive, Scene, Sphere, Vec3,
-                                           get_setup, scaled_intrinsics, yaw_matrix)
+from depthxai.data.synthetic.scene import (
+    SETUPS,
+    Box,
+    Camera,
+    Light,
+    Material,
+    Plane,
+    Primitive,
+    Scene,
+    Sphere,
+    Vec3,
+    get_setup,
+    scaled_intrinsics,
+    yaw_matrix,
+)
 
 
 def _srgb_to_linear(c: np.ndarray | tuple[float, ...]) -> Vec3:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from depthxai.data.synthetic.shading import render
 from depthxai.data.synthetic.sampling import sample_scene
 from depthxai.data.synthetic.scene import Box, Plane, Primitive, Scene, Sphere
+from depthxai.data.synthetic.shading import render
 
 
 def render_object_shift(setup: str, seed: int, shift_m: float, size: tuple[int, int] | None = None,

@@ -1,7 +1,7 @@
 # The two commands of the README. Each does all set-up on a fresh machine (a virtual environment in .venv with
 # the CPU build of torch 2.13.0 installed first, so that nothing pulls the CUDA wheels), then runs.
 #   make run      the whole study on the embedded default (config.yaml), offline, on the CPU
-#   make test     the test suite
+#   make test     the code checks (snakemake --lint, snakefmt, ruff, mypy) and the test suite
 #   make example  the minimal working example (config/example.yaml, about a minute) into results/example/
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +11,7 @@ SNAKEMAKE_ARGS ?= --cores all
 # the minimal example's own config and working folder (tests/test_example.py runs exactly these arguments)
 EXAMPLE_ARGS := --configfile config/example.yaml --directory results/example
 
-.PHONY: run example test install system-deps clean-results
+.PHONY: run example test lint install system-deps clean-results
 
 # `depthxai run` is snakemake plus a line after each job: the stage and an estimate of the time left
 run: $(STAMP)
@@ -20,8 +20,15 @@ run: $(STAMP)
 example: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m depthxai run -- $(SNAKEMAKE_ARGS) $(EXAMPLE_ARGS)
 
-test: $(STAMP) system-deps
+# the code checks first (seconds), then the suite
+test: $(STAMP) system-deps lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest
+
+lint: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakefmt --check workflow/ Snakefile
+	PATH="$(CURDIR)/$(BIN):$$PATH" ruff check .
+	PATH="$(CURDIR)/$(BIN):$$PATH" mypy
 
 install: $(STAMP)
 
@@ -29,7 +36,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,hf,lint]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -11,7 +11,7 @@ SNAKEMAKE_ARGS ?= --cores all
 # the minimal example's own config and working folder (tests/test_example.py runs exactly these arguments)
 EXAMPLE_ARGS := --configfile config/example.yaml --directory results/example
 
-.PHONY: run example test lint install system-deps clean-results
+.PHONY: run example test lint install system-deps clean-results docs-figure
 
 # `depthxai run` is snakemake plus a line after each job: the stage and an estimate of the time left
 run: $(STAMP)
@@ -58,3 +58,13 @@ system-deps:
 
 clean-results:
 	rm -rf results logs .snakemake
+
+# The README's `depthxai explain` panel: a synthetic test scene and the METER-XXS the default run trained (run
+# `make run` first); written to docs/ (committed: it is documentation, not a result).
+DOCS_SCENE := results/data/synthindoor/rgb/test_000003.png
+docs-figure: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m depthxai explain -q $(DOCS_SCENE) --model meter_xxs_synthindoor \
+	  --weights results/models/synthindoor/meter_xxs/weights.pt --method saliency --method ig --method rollout \
+	  --method "captum:NoiseTunnel(Saliency)" --method-params ig='{"n_steps": 32}' --target near --evaluate \
+	  --out results/docs_explain
+	cp results/docs_explain/test_000003/panel.png docs/explain_synthindoor_meter_xxs.png

@@ -42,11 +42,12 @@ TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?$")
 
 
 def interrupt_config() -> dict:
-    """tests/data/tiny_config.yaml cut to one model, two methods and no science stage."""
+    """tests/data/tiny_config.yaml cut to one model, two methods, no science stage and no training-seed repeat (its
+    jobs would be killed in place of the main run's, under other rule names)."""
     config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
     config["models"] = {"meter_xxs": config["models"]["meter_xxs"]}
     config["methods"] = {"saliency": {"abs": True}, "random": {}}
-    config["science"] = {"enabled": False}
+    config["science"] = {"enabled": False, "retest": {"repeats": 1}}
     config["report"]["formats"] = ["png"]
     return config
 

@@ -109,3 +109,16 @@ def test_history_file_and_options_are_read_defensively(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(42, "42 s"), (89.4, "89 s"), (420, "7 min"), (3900, "1 h 05 min")])
 def test_durations_read_as_a_person_says_them(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_run_names_a_config_folder_or_a_missing_file_in_one_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from depthxai.cli import main
+    from depthxai.cli.run import config_files
+
+    assert config_files(["--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n", "--configfile=c.yaml"]) == [
+        "a.yaml", "b.yaml", "c.yaml"]
+    assert main(["run", "--", "--cores", "1", "--configfile", str(tmp_path)]) == 2  # before Snakemake starts
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"{tmp_path}: is a directory, not a config file")
+    assert main(["run", "--", "--configfile", str(tmp_path / "absent.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err

@@ -9,10 +9,32 @@ from typing import Any
 from depthxai.cli.common import add_command
 
 
+def config_files(snakemake_args: list[str]) -> list[str]:
+    """The files given to Snakemake's ``--configfile``/``--configfiles`` (several may follow one flag; relative to
+    the current folder, as Snakemake reads them)."""
+    files: list[str] = []
+    taking = False
+    for arg in snakemake_args:
+        if arg in ("--configfile", "--configfiles"):
+            taking = True
+        elif arg.startswith(("--configfile=", "--configfiles=")):
+            files.append(arg.split("=", 1)[1])
+            taking = False
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            files.append(arg)
+    return files
+
+
 def run_workflow(args: argparse.Namespace) -> None:
+    from depthxai.config import read_config_file
     from depthxai.progress import run_with_progress
 
-    code = run_with_progress([a for a in args.snakemake_args if a != "--"])
+    snakemake_args = [a for a in args.snakemake_args if a != "--"]
+    for path in config_files(snakemake_args):  # Snakemake answers a folder or a broken file with a traceback
+        read_config_file(path)
+    code = run_with_progress(snakemake_args)
     if code:
         raise SystemExit(code)
 

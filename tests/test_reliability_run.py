@@ -41,7 +41,8 @@ def test_alpha_spearman_and_cross_metric_tables() -> None:
     assert alpha["morf_auc_depth_rmse"] == pytest.approx(1.0)  # every image ranks the methods identically
     assert abs(alpha["lerf_auc_depth_rmse"]) < 0.3
     spearman = tables["spearman"][tables["spearman"]["methods_set"] == "all"]
-    assert set(tables["spearman"][tables["spearman"]["methods_set"] == "explanations"]["method_a"]) == {"ig", "saliency"}
+    assert (set(tables["spearman"][tables["spearman"]["methods_set"] == "explanations"]["method_a"])
+            == {"ig", "saliency"})
     morf = spearman[spearman["metric"] == "morf_auc_depth_rmse"].pivot(index="method_a", columns="method_b",
                                                                        values="spearman")
     assert np.allclose(np.diag(morf.to_numpy()), 1.0)

@@ -350,7 +350,8 @@ def read_npz_rows(paths: Sequence[str | os.PathLike[str]], ids: Sequence[str], k
                 rows = NpzRows(data, key, file_ids)
                 out.update({i: rows.row(i) for i in file_ids if i in wanted and i not in out})
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); rerun the rule that writes it") from exc
+            raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); "
+                            "rerun the rule that writes it") from exc
     absent = [i for i in ids if i not in out]
     if absent:
         raise DataError(f"images {absent} are in none of {[str(p) for p in paths]}")

@@ -189,11 +189,13 @@ def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
         DataError: naming the file, if it is missing, corrupt, or not a single-channel 16-bit PNG.
     """
     path = Path(path)
-    fix = f"write depth maps with depthxai.data.io.write_depth (16-bit PNG, value = metres x {depth_scale:g}, 0 = invalid)"
+    fix = ("write depth maps with depthxai.data.io.write_depth "
+           f"(16-bit PNG, value = metres x {depth_scale:g}, 0 = invalid)")
     img, _ = _open_image(path, "depth map")
     with img:
         if img.format != "PNG":
-            raise DataError(f"{path}: depth map is a {img.format} image of PIL mode {img.mode!r}, not a 16-bit PNG; {fix}")
+            raise DataError(f"{path}: depth map is a {img.format} image of PIL mode {img.mode!r}, "
+                            f"not a 16-bit PNG; {fix}")
         raw = np.asarray(img)
     if raw.ndim != 2:
         raise DataError(f"{path}: depth map has {raw.shape[2]} channels (shape {raw.shape}); expected a single-channel "

@@ -239,7 +239,8 @@ def _control_maps(model: DepthModel, methods: Sequence[AttributionMethod], image
         native = model.native(image[None])[0, 0]
     out = []
     for method in methods:
-        pixel_map = _pixel_map(model, method, image, weights, image_seed(seed, image_id, method.name), channel_reduction)
+        pixel_map = _pixel_map(model, method, image, weights, image_seed(seed, image_id, method.name),
+                               channel_reduction)
         out.append((method.name, pixel_map, attribution_fidelity(pixel_map, native, fidelity_measure)))
     oracle = oracle_map(native, tuple(image.shape[-2:]))
     out.append((ORACLE, oracle, attribution_fidelity(oracle, native, fidelity_measure)))
@@ -394,7 +395,8 @@ def object_shift_run(model: DepthModel, methods: AttributionMethod | Sequence[At
             region = shift_region(pair["mask_a"], pair["mask_b"], dilate_px)
             for name, pixel_map, fidelity in _control_maps(model, methods, image_b, weights, seed, pair_id,
                                                            channel_reduction, fidelity_measure):
-                for metric, value in {**region_scores(pixel_map.cpu(), region), "attribution_fidelity": fidelity}.items():
+                for metric, value in {**region_scores(pixel_map.cpu(), region),
+                                      "attribution_fidelity": fidelity}.items():
                     rows.append((name, pair_id, setup, scene_seed, true, predicted, metric, float(value)))
     table = pd.DataFrame(rows, columns=SHIFT_COLUMNS)
     return table.sort_values(["method", "image_id", "metric"], kind="stable").reset_index(drop=True)

@@ -210,7 +210,8 @@ def _ranks_of_order(order: Tensor) -> Tensor:
     return torch.empty(n, dtype=torch.int32, device=order.device).scatter_(0, order, positions)
 
 
-def deletion_masks(order: Tensor, fractions: Sequence[float], shape: tuple[int, int], most_relevant_first: bool) -> Tensor:
+def deletion_masks(order: Tensor, fractions: Sequence[float], shape: tuple[int, int],
+                   most_relevant_first: bool) -> Tensor:
     """Boolean masks of the removed pixels for each fraction.
 
     Args:

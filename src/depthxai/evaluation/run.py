@@ -248,7 +248,8 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         constant = bool(relevance.max() == relevance.min())
         if constant and log:
             log.warning("%s: the map of image %s is constant: it ranks no pixel above another (scored with random "
-                        "ties; Attribution Fidelity undefined) - flagged as constant_map in the scores", source, image_id)
+                        "ties; Attribution Fidelity undefined) - flagged as constant_map in the scores",
+                        source, image_id)
         ground_truth = ground_truth_view(model, data_root, depth_path, rgb.shape[:2], info)
         fitted = image_alignment(native, ground_truth, alignment, info) if relative else None
         if relative and fitted is None and log:

@@ -298,8 +298,8 @@ def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
     Returns:
         Tidy rows :data:`SANITY_COLUMNS`: ``step`` 0 (intact model, maps computed again, ``layer`` ``"none"``) to
         ``len(groups)`` (every group up to and including ``layer`` randomised), ``metric`` in
-        :data:`SANITY_METRICS`; sorted by step, method, image, metric. ``spearman`` is NaN where a map is constant; ``attribution_fidelity`` is NaN where
-        the map or the prediction is constant.
+        :data:`SANITY_METRICS`; sorted by step, method, image, metric. ``spearman`` is NaN where a map is constant;
+        ``attribution_fidelity`` is NaN where the map or the prediction is constant.
     """
     methods = _as_list(methods)
     n = images.shape[0]

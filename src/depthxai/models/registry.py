@@ -68,7 +68,8 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if self.output_kind not in OUTPUT_KINDS:
-            raise ConfigError(f"model {self.name!r}: output_kind must be one of {OUTPUT_KINDS}, got {self.output_kind!r}")
+            raise ConfigError(f"model {self.name!r}: output_kind must be one of {OUTPUT_KINDS}, "
+                              f"got {self.output_kind!r}")
 
 
 #: Plausible median predicted depth of a test split, by the kind of scene of a dataset (metres).

@@ -457,8 +457,8 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
     state = {k: v.detach().clone().contiguous() for k, v in model.net.state_dict().items()}
     save_state_dict(out_weights, state)  # through a handle: the same weights always give the same bytes
     metrics = evaluate_on_split(model, data_root, "test")
-    metrics.update(train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, epochs=float(epochs_run), n_train=float(n),
-                   n_test=metrics.pop("n_images"), final_loss=epoch_losses[-1])
+    metrics.update(train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, epochs=float(epochs_run),
+                   n_train=float(n), n_test=metrics.pop("n_images"), final_loss=epoch_losses[-1])
     record: dict[str, Any] = dict(metrics, model=model_name, dataset=info.name, config=asdict(config),
                                   epoch_losses=epoch_losses)
     write_json(out_metrics, record)

@@ -63,7 +63,8 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
     depth_map = mpl.colormaps[depth_cmap].with_extremes(bad="#A0A0A0")
     with_truth = any(p.ground_truth is not None for p in shown)
     # columns (or rows, transposed) of each kind: input, [ground truth], prediction, one per method
-    kinds = ["Input", *(["Ground truth"] if with_truth else []), "Prediction", *(display_name("method", m) for m in methods)]
+    kinds = ["Input", *(["Ground truth"] if with_truth else []), "Prediction",
+             *(display_name("method", m) for m in methods)]
     predicted = 2 if with_truth else 1
     height, width = size
     # Wide frames (road scenes, KITTI) are stacked: one column per image, one row per kind.

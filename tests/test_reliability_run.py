@@ -19,7 +19,7 @@ def _scores(seed: int = 0, n: int = 10) -> pd.DataFrame:
     difficulty = rng.normal(size=n)
     rows = []
     for i in range(n):
-        for j, method in enumerate(METHODS):
+        for _, method in enumerate(METHODS):
             offset = {"random": 0.0, "ig": 1.0, "saliency": 2.0}[method]
             morf = difficulty[i] * 0.1 + offset
             rows.append(("nyu", "meter_xxs_nyu", method, f"img{i}", "morf_auc_depth_rmse", morf))

@@ -211,6 +211,8 @@ class _SmoothUpsampling(nn.Module):
     """Parametrisation of a 3x3, stride-2 transposed-convolution kernel as ``mix (x) [1/2, 1, 1/2] (x) [1/2, 1, 1/2]``:
     bilinear x2 upsampling followed by a 1x1 channel mix ``(in, out, 1, 1)``."""
 
+    kernel: Tensor  # (1, 1, 3, 3) buffer
+
     def __init__(self) -> None:
         super().__init__()
         profile = torch.tensor([0.5, 1.0, 0.5])
@@ -237,7 +239,7 @@ def smooth_upsampling(net: nn.Module) -> list[nn.Module]:
     Returns:
         the constrained modules.
     """
-    changed = []
+    changed: list[nn.Module] = []
     for module in net.modules():
         if (isinstance(module, nn.ConvTranspose2d) and module.kernel_size == (3, 3) and module.stride == (2, 2)
                 and module.groups == 1):

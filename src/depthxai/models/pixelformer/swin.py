@@ -145,6 +145,8 @@ class RelativeWindowAttention(nn.Module):
         attn_drop: dropout on the attention probabilities.
     """
 
+    relative_position_index: Tensor  # (Wh*Ww, Wh*Ww) int64 buffer
+
     def __init__(self, dim: int, window_size: tuple[int, int], num_heads: int, attn_drop: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:

@@ -244,7 +244,7 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         # the stored prediction: neither the clean depth nor the target region is ever recomputed here
         native = torch.from_numpy(predictions["native"][k : k + 1]).to(device)
         relevance = torch.from_numpy(np.asarray(attributions["maps"][k])).to(device)
-        check_map(relevance, tuple(image.shape[-2:]), source, image_id)
+        check_map(relevance, (image.shape[-2], image.shape[-1]), source, image_id)
         constant = bool(relevance.max() == relevance.min())
         if constant and log:
             log.warning("%s: the map of image %s is constant: it ranks no pixel above another (scored with random "

@@ -152,7 +152,7 @@ class RelativeWindowAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
         self.dim = dim
-        self.window_size = tuple(window_size)
+        self.window_size = (window_size[0], window_size[1])
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         n_offsets = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)

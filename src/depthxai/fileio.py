@@ -197,7 +197,7 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # a key could be allow_pickle, says mypy
 
 
 #: Zip member time stamp of streamed .npz files: fixed, so that the same arrays give the same bytes.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ def write_dataset_info(root: str | Path, info: DatasetInfo) -> None:
     write_json(Path(root) / "dataset.json", info.to_json())
 
 
-def read_dataset_info(root: str | Path) -> DatasetInfo:
+def read_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
     path = Path(root) / "dataset.json"
     try:
         return DatasetInfo.from_json(json.loads(path.read_text()))
@@ -97,7 +98,7 @@ def write_index(root: str | Path, index: pd.DataFrame) -> None:
         table.to_csv(tmp, index=False, lineterminator="\n")
 
 
-def read_index(root: str | Path, split: str | None = None) -> pd.DataFrame:
+def read_index(root: str | os.PathLike[str], split: str | None = None) -> pd.DataFrame:
     """Read ``index.csv`` (ids as strings, in file order), optionally only the rows of one split."""
     path = Path(root) / "index.csv"
     try:

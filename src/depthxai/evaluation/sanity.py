@@ -184,8 +184,9 @@ def reinitialise(net: nn.Module, group: LayerGroup, seed: int) -> None:
         torch.manual_seed(seed)
         for name in group.modules:
             module = net.get_submodule(name)
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
                 continue
             for param in module.parameters(recurse=False):
                 std = float(param.detach().double().std()) if param.numel() > 1 else 0.0

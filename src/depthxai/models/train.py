@@ -378,7 +378,7 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
     model = DepthModel(build_model(model_name), card).train()
     # NHWC is about 15 % faster for these small convolutions on CPU; evaluation runs in the default layout, as a
     # freshly loaded model would.
-    model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack memory_format
     constrained = smooth_upsampling(model.net)
     output_layer = init_output_scale(model, data.rgb[: min(n, 16)], median_depth)
     if output_layer is not None:
@@ -453,7 +453,7 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
         recalibrate_batchnorm(model, data.rgb, config.batch_size)
     model.eval()
     unconstrain(constrained)
-    model.to(memory_format=torch.contiguous_format)
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
     train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     state = {k: v.detach().clone().contiguous() for k, v in model.net.state_dict().items()}

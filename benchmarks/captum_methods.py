@@ -13,8 +13,9 @@ points, perturbations) and higher where Python overhead dominates.
 Models: a tiny conv depth net (``tests/tiny_nets.py``, 64x64), a tiny random Depth Anything (DINOv2 backbone,
 2 layers, 56x56, ``tests/hf_fixtures.py``; needs the ``hf`` extra) and METER-XXS at the NYU input size 192x256
 (``meter_xxs``: the architecture of the paper's model; random weights, which do not change the cost). Methods
-that cannot apply to a model (rollout on a network without attention) are reported as not applicable. The costs of the perturbation methods depend
-on the input size only through their defaults (windows and grids are fractions of the image), and on the batching
+that cannot apply to a model (rollout on a network without attention) are reported as not applicable. The costs
+of the perturbation methods depend on the input size only through their defaults (windows and grids are fractions
+of the image), and on the batching
 (``perturbations_per_eval=8``): on large models the ratios approach the number of forward passes.
 
 Usage::

@@ -154,7 +154,8 @@ def load_frames(data: Path, card_name: str, n: int, seed: int = 0) -> list[tuple
     return [(*render_scene(setup, seed + k), "none") for k in range(n)]
 
 
-def perturbed_batch(image: Tensor, relevance: Tensor, config: PerturbationConfig, mean_rgb: tuple[float, ...]) -> Tensor:
+def perturbed_batch(image: Tensor, relevance: Tensor, config: PerturbationConfig,
+                    mean_rgb: tuple[float, ...]) -> Tensor:
     """The distinct perturbed copies :func:`perturbation_curves` runs through the model (what the limit runs)."""
     h, w = image.shape[-2:]
     n = h * w

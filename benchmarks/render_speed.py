@@ -97,7 +97,8 @@ def run_render(args: argparse.Namespace, ref: ModuleType) -> dict[str, object]:
                 renders[version] = module.render(scenes[version])
                 times[version].append(time.process_time() - start)
             for field in ("rgb", "depth", "object_ids", "hit_depth"):
-                mismatches += getattr(renders["reference"], field).tobytes() != getattr(renders["this"], field).tobytes()
+                mismatches += (getattr(renders["reference"], field).tobytes()
+                               != getattr(renders["this"], field).tobytes())
         med = {k: statistics.median(v) for k, v in times.items()}
         out[setup] = {"reference_ms": round(1000 * med["reference"], 1), "this_ms": round(1000 * med["this"], 1),
                       "ratio": round(med["reference"] / med["this"], 2), "mismatched_arrays": mismatches,

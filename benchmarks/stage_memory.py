@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", type=Path, default=None,
                    help="state dict (default: the official METER-XXS NYU checkpoint for meter_xxs_nyu if present, "
                         "else random weights)")
-    p.add_argument("--frames", type=Path, default=SHARED / "data" / "nyu_test", help="NYU frames (default: %(default)s)")
+    p.add_argument("--frames", type=Path, default=SHARED / "data" / "nyu_test",
+                   help="NYU frames (default: %(default)s)")
     p.add_argument("--n-images", type=int, default=32, help="images in the shard (default: %(default)s)")
     p.add_argument("--method", default="saliency", help="attribution method (default: %(default)s)")
     p.add_argument("--evaluation", default="{}", help="the config's evaluation section as JSON (default: defaults)")
@@ -77,7 +78,8 @@ def build_dataset(root: Path, frames: Path, n: int) -> None:
             depth = np.asarray(Image.open(str(path).replace("_colors", "_depth")), dtype=np.float64) / 1000.0
             write_rgb(root / "rgb" / f"{image_id}.png", rgb)
             write_depth(root / "depth" / f"{image_id}.png", depth, 1000.0)
-            rows.append({"id": image_id, "split": "test", "rgb": f"rgb/{image_id}.png", "depth": f"depth/{image_id}.png"})
+            rows.append({"id": image_id, "split": "test", "rgb": f"rgb/{image_id}.png",
+                         "depth": f"depth/{image_id}.png"})
     else:
         from depthxai.data.synthetic import render_scene
 
@@ -88,7 +90,8 @@ def build_dataset(root: Path, frames: Path, n: int) -> None:
             rgb, depth = render_scene("indoor", k, (480, 640))
             write_rgb(root / "rgb" / f"{image_id}.png", rgb)
             write_depth(root / "depth" / f"{image_id}.png", depth, 1000.0)
-            rows.append({"id": image_id, "split": "test", "rgb": f"rgb/{image_id}.png", "depth": f"depth/{image_id}.png"})
+            rows.append({"id": image_id, "split": "test", "rgb": f"rgb/{image_id}.png",
+                         "depth": f"depth/{image_id}.png"})
     write_index(root, pd.DataFrame(rows))
 
 

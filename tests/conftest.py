@@ -43,8 +43,8 @@ def _deterministic_torch() -> None:
 def checkout_files() -> list[str]:
     """The checkout's files as the next commit holds them: tracked, plus new files git does not ignore."""
     if (REPO / ".git").exists() and shutil.which("git"):
-        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                                capture_output=True, text=True, check=False)
+        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard",
+                                 "-z"], capture_output=True, text=True, check=False)
         if listed.returncode == 0:
             return [name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()]
     skip = {".git", ".venv", "results", "resources", "logs", ".snakemake", "__pycache__", ".pytest_cache"}

@@ -374,7 +374,8 @@ def test_reduce_channels_and_image_seed() -> None:
         reduce_channels(maps, "max")
     seed = image_seed(0, "00001", "ig")
     assert seed == image_seed(0, "00001", "ig") and 0 <= seed < 2**63
-    assert len({seed, image_seed(1, "00001", "ig"), image_seed(0, "00002", "ig"), image_seed(0, "00001", "random")}) == 4
+    assert len({seed, image_seed(1, "00001", "ig"), image_seed(0, "00002", "ig"),
+                image_seed(0, "00001", "random")}) == 4
 
 
 def test_build_method() -> None:

@@ -44,7 +44,8 @@ def test_predict_writes_metres_equal_to_predict_image(shared_dir: Path, tmp_path
     weights = shared_dir / "mirror" / "build_model_best_nyu_xxs"
     image = shared_dir / "data" / "nyu_test" / "00000_colors.png"
     out = tmp_path / "depth.npy"
-    assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(weights), "--out", str(out), str(image), "-q"]) == 0
+    assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(weights), "--out", str(out), str(image),
+                 "-q"]) == 0
     depth = np.load(out)
     assert depth.dtype == np.float32 and depth.shape == (480, 640)
     expected = predict_image(load_depth_model("meter_xxs_nyu", weights), read_rgb(image))
@@ -63,22 +64,26 @@ def test_predict_errors_exit_2_and_write_nothing(shared_dir: Path, tmp_path: Pat
     image = shared_dir / "data" / "nyu_test" / "00000_colors.png"
     out = tmp_path / "out" / "depth.npy"
     missing = tmp_path / "no_such_checkpoint.pth"
-    assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(missing), "--out", str(out), str(image), "-q"]) == 2
+    assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(missing), "--out", str(out), str(image),
+                 "-q"]) == 2
     assert str(missing) in capsys.readouterr().err
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(image.read_bytes()[:5000])
     weights = shared_dir / "mirror" / "build_model_best_nyu_xxs"
-    assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(weights), "--out", str(out), str(truncated), "-q"]) == 2
+    assert main(["predict", "--model", "meter_xxs_nyu", "--weights", str(weights), "--out", str(out), str(truncated),
+                 "-q"]) == 2
     err = capsys.readouterr().err
     assert str(truncated) in err and "error" in err
-    assert main(["predict", "--model", "meter_xxl_nyu", "--weights", str(weights), "--out", str(out), str(image), "-q"]) == 2
+    assert main(["predict", "--model", "meter_xxl_nyu", "--weights", str(weights), "--out", str(out), str(image),
+                 "-q"]) == 2
     assert "meter_xxl_nyu" in capsys.readouterr().err
     assert not out.exists()
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
 
 def test_merge_is_independent_of_input_order(tmp_path: Path) -> None:
-    first = pd.DataFrame({"method": ["ig", "ig"], "image_id": ["00002", "00001"], "metric": ["b", "a"], "value": [1.5, 2.0]})
+    first = pd.DataFrame({"method": ["ig", "ig"], "image_id": ["00002", "00001"], "metric": ["b", "a"],
+                          "value": [1.5, 2.0]})
     second = pd.DataFrame({"method": ["saliency", "ig"], "image_id": ["00001", "00001"], "metric": ["a", "b"],
                            "value": [3.0, 0.25]})
     first.to_csv(tmp_path / "one.csv", index=False)
@@ -148,7 +153,8 @@ def test_predict_split(dataset: Path, tmp_path: Path, tiny_model: Callable[..., 
         rgb = read_rgb(dataset / "rgb" / f"{image_id}.png")
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
         x = F.interpolate(x, size=INPUT, mode="bilinear", align_corners=False)
-        x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = ((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+             / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         with torch.no_grad():
             expected = 0.01 * model.net(x)
         np.testing.assert_allclose(arrays["native"][k], expected[0].numpy(), rtol=1e-6)
@@ -206,7 +212,8 @@ def test_attribute_split(dataset: Path, predictions: dict[str, np.ndarray], name
     np.testing.assert_array_equal(alone["convergence_delta"], arrays["convergence_delta"][1:2])
     # the map explains the target computed from the stored prediction, for this image's seed
     image = prepare_input(read_rgb(dataset / "rgb" / "00002.png"), model.card)[None]
-    clean = F.interpolate(torch.from_numpy(predictions["native"][2:3]), size=INPUT, mode="bilinear", align_corners=False)
+    clean = F.interpolate(torch.from_numpy(predictions["native"][2:3]), size=INPUT, mode="bilinear",
+                          align_corners=False)
     flat = clean.flatten()
     mask = (clean <= torch.quantile(flat.double(), 0.3).float()).float()
     weights = mask / mask.sum()
@@ -275,7 +282,8 @@ def test_evaluate_split(dataset: Path, predictions: dict[str, np.ndarray], name:
         if not curve.startswith("gt_"):
             assert values[0] == 0.0
         base, _, scheme = curve.partition("@")
-        name_ = f"{order}_auc_{base}" + ("_change" if curve.startswith("gt_") else "") + (f"@{scheme}" if scheme else "")
+        name_ = (f"{order}_auc_{base}" + ("_change" if curve.startswith("gt_") else "")
+                 + (f"@{scheme}" if scheme else ""))
         auc = scores[(scores["image_id"] == image_id) & (scores["metric"] == name_)]["value"].item()
         by_hand = ((values[0] + values[1]) / 2 * 0.1 + (values[1] + values[2]) / 2 * 0.4 - start * 0.5) / 0.5
         assert auc == pytest.approx(by_hand, rel=1e-9, abs=1e-12)
@@ -320,11 +328,11 @@ def test_cli_stages_merge_to_the_same_tables_whatever_the_sharding(dataset: Path
         for shard in range(shards):
             stem = tmp_path / f"s{shards}_{shard}"
             predictions, attributions = f"{stem}_pred.npz", f"{stem}_attr.npz"
-            assert main(["predict-split", *model, "--data", str(dataset), "--shard", str(shard), "--shards", str(shards),
-                         "--dataset", "synthindoor", "--arch", "meter_xxs", "--out", predictions,
-                         "--out-metrics", f"{stem}_acc.csv"]) == 0
-            assert main(["attribute", *model, "--data", str(dataset), "--predictions", predictions, "--method", "random",
-                         "--seed", "5", "--out", attributions]) == 0
+            assert main(["predict-split", *model, "--data", str(dataset), "--shard", str(shard),
+                         "--shards", str(shards), "--dataset", "synthindoor", "--arch", "meter_xxs",
+                         "--out", predictions, "--out-metrics", f"{stem}_acc.csv"]) == 0
+            assert main(["attribute", *model, "--data", str(dataset), "--predictions", predictions,
+                         "--method", "random", "--seed", "5", "--out", attributions]) == 0
             assert main(["evaluate", *model, "--data", str(dataset), "--predictions", predictions, "--attributions",
                          attributions, "--evaluation", evaluation, "--mean-rgb", str(tmp_path / "mean.json"),
                          "--dataset", "synthindoor", "--arch", "meter_xxs", "--seed", "5",

@@ -103,7 +103,8 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown nested key", put("evaluation.fidelity.measures", "l1"),
      r"config key evaluation\.fidelity\.measures: unknown key"),
     ("unknown key in a method", put("methods.ig.steps", 3), r"config key methods\.ig\.steps: unknown key"),
-    ("unknown dataset key", put("datasets.synthroad.n_tests", 3), r"config key datasets\.synthroad\.n_tests: unknown key"),
+    ("unknown dataset key", put("datasets.synthroad.n_tests", 3),
+     r"config key datasets\.synthroad\.n_tests: unknown key"),
     ("wrong type", put("seed", "zero"), r"config key seed: 'zero' is not of type 'integer'"),
     ("wrong nested type", put("evaluation.infidelity.normalize", "yes"),
      r"config key evaluation\.infidelity\.normalize: 'yes' is not of type 'boolean'"),
@@ -117,13 +118,16 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown method", put("methods.lime", {}), r"config key methods\.lime: not one of depthxai's methods"),
     ("fractions not increasing", put("evaluation.fractions", [0.0, 0.2, 0.1]),
      r"config key evaluation\.fractions: must be increasing"),
-    ("fractions not from 0", put("evaluation.fractions", [0.1, 0.2]), r"config key evaluation\.fractions: .*start at 0"),
-    ("repeated fraction", put("evaluation.fractions", [0.0, 0.1, 0.1]), r"config key evaluation\.fractions: .*non-unique"),
+    ("fractions not from 0", put("evaluation.fractions", [0.1, 0.2]),
+     r"config key evaluation\.fractions: .*start at 0"),
+    ("repeated fraction", put("evaluation.fractions", [0.0, 0.1, 0.1]),
+     r"config key evaluation\.fractions: .*non-unique"),
     ("weights neither train nor download", put("models.meter_xxs.weights.synthroad", "meter_kitti"),
      r"config key models\.meter_xxs\.weights\.synthroad: 'meter_kitti' is neither 'train' nor a key of downloads"),
     ("weights for an unconfigured dataset", put("models.meter_xxs.weights.nyu", "train"),
      r"config key models\.meter_xxs\.weights\.nyu: 'nyu' is not a configured dataset"),
-    ("training without training images", put("datasets.synthroad.n_train", 0), r"config key datasets\.synthroad\.n_train"),
+    ("training without training images", put("datasets.synthroad.n_train", 0),
+     r"config key datasets\.synthroad\.n_train"),
     ("synthetic without size", drop("datasets.synthroad.size"), r"config key datasets\.synthroad\.size: required"),
     ("wrong setup", put("datasets.synthroad.setup", "indoor"), r"config key datasets\.synthroad\.setup"),
     ("unknown model", put("models.meter_xl", {"weights": {"synthroad": "train"}}), r"config key models"),
@@ -132,7 +136,8 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("ema of 1", put("models.meter_xxs.train.ema", 1.0), r"config key models\.meter_xxs\.train\.ema"),
     ("all epochs at low resolution", put("models.meter_xxs.train.low_res_epochs", 99),
      r"config key models\.meter_xxs\.train\.low_res_epochs: 99 must be fewer than epochs"),
-    ("more crop epochs than epochs", lambda c: c["models"]["meter_xxs"]["train"].update(crop_epochs=99, crop_size=[128, 192]),
+    ("more crop epochs than epochs",
+     lambda c: c["models"]["meter_xxs"]["train"].update(crop_epochs=99, crop_size=[128, 192]),
      r"config key models\.meter_xxs\.train\.crop_epochs: 99 must be at most epochs"),
     ("crop size a PixelFormer cannot take",
      lambda c: c["models"]["pixelformer_nano07"]["train"].update(crop_epochs=1, crop_size=[96, 100]),
@@ -156,7 +161,8 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
      r"config key evaluation\.schemes\.0\.size: unknown key"),
     ("unknown replacement", put("evaluation.schemes", [{"name": "p", "replacement": "inpaint"}]),
      r"config key evaluation\.schemes\.0\.replacement"),
-    ("old top-level replacement", put("evaluation.replacement", "mean"), r"config key evaluation\.replacement: unknown"),
+    ("old top-level replacement", put("evaluation.replacement", "mean"),
+     r"config key evaluation\.replacement: unknown"),
     ("nothing to match the smooth baseline to", put("methods.random_smooth.match_methods", ["random"]),
      r"config key methods\.random_smooth\.match_methods: none of \['random'\]"),
     ("claims baseline not run", drop("methods.random_smooth"), r"config key claims\.baseline: 'random_smooth' is not"),
@@ -173,7 +179,8 @@ def test_config_errors_name_the_key(raw_config: dict[str, Any], case: str, chang
         validate_config(config)
 
 
-PAPER_TRAIN_DRIVES = ["2011_09_26_drive_0001", "2011_09_26_drive_0015", "2011_09_26_drive_0019", "2011_09_29_drive_0004"]
+PAPER_TRAIN_DRIVES = ["2011_09_26_drive_0001", "2011_09_26_drive_0015", "2011_09_26_drive_0019",
+                      "2011_09_29_drive_0004"]
 
 
 @pytest.fixture()
@@ -202,20 +209,23 @@ def test_paper_preset_trains_the_explainer_on_real_train_frames(paper: dict[str,
         assert downloads[key]["extract_dir"] == "kitti_raw"
     split = downloads[kitti_roles["train_split_file"]]
     assert split["url"].endswith("/bb0ae9f3108666328c406c500497ddedc4479891/data_splits/eigen_train_files_with_gt.txt")
-    assert (split["size"], split["sha256"]) == (3467886, "3655308ee4a017094dc620402db3fc587d769cfbfa9a16c6d0f8de6dcbe109ec")
+    assert (split["size"], split["sha256"]) == (
+        3467886, "3655308ee4a017094dc620402db3fc587d769cfbfa9a16c6d0f8de6dcbe109ec")
 
 
 EXPLAINER_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("nyu without train frames", drop("datasets.nyu.train"), (r"config key datasets\.nyu\.train: methods\.explainer "
      r"trains on the train split of every dataset, and 'nyu' prepares only its test split")),
-    ("kitti without train frames", drop("datasets.kitti.train"), r"config key datasets\.kitti\.train: methods\.explainer"),
+    ("kitti without train frames", drop("datasets.kitti.train"),
+     r"config key datasets\.kitti\.train: methods\.explainer"),
     ("kitti train without drives", put("datasets.kitti.train", {"every": 3}),
      r"config key datasets\.kitti\.train\.drives: required"),
     ("empty drive list", put("datasets.kitti.train.drives", []), r"config key datasets\.kitti\.train\.drives: "),
     ("malformed drive", put("datasets.kitti.train.drives", ["2011_09_26_0001"]),
      r"config key datasets\.kitti\.train\.drives\.0: .*does not match"),
     ("every 0", put("datasets.nyu.train.every", 0), r"config key datasets\.nyu\.train\.every: 0 is less than"),
-    ("drives for nyu", put("datasets.nyu.train.drives", PAPER_TRAIN_DRIVES), r"config key datasets\.nyu\.train\.drives: kitti only"),
+    ("drives for nyu", put("datasets.nyu.train.drives", PAPER_TRAIN_DRIVES),
+     r"config key datasets\.nyu\.train\.drives: kitti only"),
     ("train drive without archive", put("datasets.kitti.train.drives", [*PAPER_TRAIN_DRIVES, "2011_09_26_drive_0057"]),
      r"config key datasets\.kitti\.train\.drives: drive 2011_09_26_drive_0057 has no archive"),
     ("train role missing", drop("datasets.kitti.downloads.train_raw"),

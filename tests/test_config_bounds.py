@@ -77,8 +77,8 @@ def test_bounds_and_values_name_the_key(default: dict[str, Any], key: str, value
 
 
 def test_yaml_nan_and_inf_are_refused_from_the_file(tmp_path: Path, repo_root: Path) -> None:
-    text = (repo_root / "config.yaml").read_text().replace("  bootstrap_resamples: 2000", "  bootstrap_resamples: 2000\n"
-                                                      "  confidence: .nan")
+    text = (repo_root / "config.yaml").read_text().replace("  bootstrap_resamples: 2000",
+                                                           "  bootstrap_resamples: 2000\n  confidence: .nan")
     (tmp_path / "nan.yaml").write_text(text.replace("  confidence: 0.95\n", ""))
     with pytest.raises(ConfigError, match=r"config key stats\.confidence: nan is not a finite number"):
         load_config(tmp_path / "nan.yaml")

@@ -190,7 +190,8 @@ def test_only_timings_differ_in_metrics_and_weights_hash_is_stable(two_cold_runs
     assert cards[0]["weights_sha256"] == cards[1]["weights_sha256"]
     # the model card's hash is the weights file's, and the file holds exactly the tensors it was trained to
     state = read_state_dict(first / folder / "weights.pt")
-    assert all(torch.equal(v, w) for v, w in zip(state.values(), read_state_dict(second / folder / "weights.pt").values()))
+    assert all(torch.equal(v, w)
+               for v, w in zip(state.values(), read_state_dict(second / folder / "weights.pt").values()))
 
 
 @pytest.mark.slow
@@ -211,7 +212,8 @@ def test_figures_carry_no_time_stamp_or_software_version(two_cold_runs: tuple[Pa
 def restore_determinism() -> Iterator[None]:
     """Undo what enabling determinism does to the process (the flag is global to torch)."""
     saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
     yield
     torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
@@ -310,7 +312,8 @@ def writes_outside_atomic_path(source: str, rel: str) -> list[str]:
             # later items of the same `with` (e.g. `open(tmp, "wb")` after `atomic_path(...) as tmp`) write into
             # the temporary file, and so does the body
             names = {(i.context_expr.func.attr if isinstance(i.context_expr.func, ast.Attribute)
-                      else getattr(i.context_expr.func, "id", "")) for i in node.items if isinstance(i.context_expr, ast.Call)}
+                      else getattr(i.context_expr.func, "id", ""))
+                     for i in node.items if isinstance(i.context_expr, ast.Call)}
             atomic = atomic or bool(names & ATOMIC_CONTEXTS)
         if isinstance(node, ast.Call) and _is_write(node) and not atomic and (rel, function) not in WRITE_ALLOWED:
             found.append(f"{rel}:{node.lineno} in {function}(): {ast.unparse(node)[:80]}")

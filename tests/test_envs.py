@@ -287,7 +287,8 @@ def test_each_env_holds_every_package_its_rules_import(preset: str) -> None:
             continue
         missing = needed - set(conda_requirements(read_env(env_path(rule))))
         if missing:
-            problems.append(f"rule {name} (depthxai {command}) imports {sorted(missing)}, absent from {env_path(rule).name}")
+            problems.append(f"rule {name} (depthxai {command}) imports {sorted(missing)}, "
+                            f"absent from {env_path(rule).name}")
     assert not problems, "\n".join(problems)
 
 

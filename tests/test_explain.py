@@ -92,7 +92,8 @@ def test_scores_are_the_workflow_scores_and_the_summary_their_gap(nyu_explained:
     assert list(summary["method"]) == ["saliency", "ig", "rollout", "captum:InputXGradient"]
     wide = scores.pivot(index="method", columns="metric", values="value").loc[summary["method"]]
     np.testing.assert_allclose(summary["gap_auc_target_change"],
-                               wide["morf_auc_target_change"] - wide["lerf_auc_target_change"], rtol=1e-7)  # CSV: 9 digits
+                               wide["morf_auc_target_change"] - wide["lerf_auc_target_change"],
+                               rtol=1e-7)  # CSV: 9 digits
     assert summary["attribution_fidelity"].between(-1, 1).all()
     assert (summary["morf_auc_target_change"] > 0).all()  # removing pixels moves the mean depth
 

@@ -135,7 +135,8 @@ def direct_infidelity(model: DepthModel, image: Tensor, relevance: Tensor, weigh
                       normalize: bool, seed: int, batch: int) -> float:
     """Yeh et al.: E[(I . Phi - (f(x) - f(x - I)))^2] with per-pixel noise shared by the channels, I . Phi summed over
     pixels; with normalize, Phi is first scaled by beta = E[(I . Phi) dF] / E[(I . Phi)^2]. The noise is drawn as the
-    package documents it: N(0, std^2) per pixel from a CPU generator seeded with ``seed``, ``batch`` samples per draw."""
+    package documents it: N(0, std^2) per pixel from a CPU generator seeded with ``seed``, ``batch`` samples
+    per draw."""
     gen = torch.Generator().manual_seed(seed)
     noise = torch.cat([torch.randn((min(batch, n - i), 1, H, W), generator=gen) * std for i in range(0, n, batch)])
     target = TargetModel(model)

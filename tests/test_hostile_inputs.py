@@ -130,8 +130,9 @@ def _expected(pattern: str, data: Path) -> str:
 
 
 @pytest.mark.parametrize(("case", "damage", "pattern"), IMAGE_CASES, ids=[c[0] for c in IMAGE_CASES])
-def test_predict_split_refuses_bad_images(workspace: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          case: str, damage: Callable[[Path], None], pattern: str) -> None:
+def test_predict_split_refuses_bad_images(workspace: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str], case: str,
+                                          damage: Callable[[Path], None], pattern: str) -> None:
     data = damaged_copy(workspace, tmp_path, damage)
     out = tmp_path / "out"
     assert main(predict_args(data, workspace["weights"], out / "pred.npz", out / "acc.csv")) == 2
@@ -179,7 +180,8 @@ def test_depth_reader_accepts_exactly_16_bit_png(tmp_path: Path) -> None:
     depth = np.array([[0.0, 1.5], [65.535, 0.001]])
     write_depth(tmp_path / "d.png", depth, 1000.0)
     np.testing.assert_array_equal(read_depth(tmp_path / "d.png", 1000.0), np.float32([[0, 1.5], [65.535, 0.001]]))
-    for name, array, fmt in [("f.tiff", np.ones((2, 2), np.float32), "TIFF"), ("i.tiff", -np.ones((2, 2), np.int32), "TIFF"),
+    for name, array, fmt in [("f.tiff", np.ones((2, 2), np.float32), "TIFF"),
+                             ("i.tiff", -np.ones((2, 2), np.int32), "TIFF"),
                              ("g.jpg", np.ones((2, 2), np.uint8), "JPEG"), ("b.png", np.ones((2, 2), bool), "PNG")]:
         (tmp_path / name).write_bytes(image_bytes(array, fmt))
         with pytest.raises(DataError, match=f"{tmp_path / name}: depth map (is a|is 1-bit)"):
@@ -294,7 +296,8 @@ def test_state_dict_of_another_model_loads_nothing(workspace: dict[str, Path], t
     message = str(info.value)
     assert message.startswith(f"{partial}: does not fit ") and "nothing was loaded" in message
     assert f"1 missing keys: {missing}" in message and "1 unexpected keys: decoder.extra.weight" in message
-    assert f"1 shape mismatches: {resized}: checkpoint {tuple(state[resized].shape)} vs model {tuple(before[resized].shape)}" in message
+    assert (f"1 shape mismatches: {resized}: checkpoint {tuple(state[resized].shape)} "
+            f"vs model {tuple(before[resized].shape)}") in message
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # not one tensor changed
     # the weights of another variant (METER-XS) through the CLI
@@ -342,7 +345,8 @@ ARCHIVE_CASES: list[tuple[str, Callable[[Path], Path], str]] = [
 
 
 @pytest.mark.parametrize(("case", "build", "pattern"), ARCHIVE_CASES, ids=[c[0] for c in ARCHIVE_CASES])
-def test_more_unsafe_archives_are_refused(tmp_path: Path, case: str, build: Callable[[Path], Path], pattern: str) -> None:
+def test_more_unsafe_archives_are_refused(tmp_path: Path, case: str, build: Callable[[Path], Path],
+                                          pattern: str) -> None:
     archive = build(tmp_path)
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(DataError, match=pattern) as info:

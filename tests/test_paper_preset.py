@@ -234,9 +234,11 @@ def test_train_frames_are_prepared_and_the_explainer_trains_on_them(paper_run, s
     for dataset, ids in expected.items():
         index = pd.read_csv(data / dataset / "index.csv", dtype=str)
         assert sorted(index.loc[index["split"] == "train", "id"]) == ids, dataset
-        metrics = json.loads((paper_run / "results" / "models" / dataset / MODEL / "explainer_metrics.json").read_text())
+        metrics = json.loads((paper_run / "results" / "models" / dataset / MODEL
+                              / "explainer_metrics.json").read_text())
         assert metrics["n_train"] == len(ids) and metrics["n_test"] == len(test_samples[dataset]), dataset
-        assert metrics["model"] == f"{MODEL}_{dataset}" and metrics["steps"] == -(-len(ids) // EXPLAINER_TEST["batch_size"]), dataset
+        assert (metrics["model"] == f"{MODEL}_{dataset}"
+                and metrics["steps"] == -(-len(ids) // EXPLAINER_TEST["batch_size"])), dataset
     for index in _nyu_train_indices(shared_dir)[:2]:  # the right frames of the labeled file
         rgb, depth_mm = nyu_train_pixels(shared_dir, index)
         assert np.array_equal(read_png(data / "nyu" / "rgb" / f"{index:05d}.png"), rgb)

@@ -42,7 +42,8 @@ class ConvPoolNet(nn.Module):
 
 def toy_model(max_depth: float = 10.0) -> DepthModel:
     card = ModelCard(name="toy_test_synthindoor", arch="toy", variant="test", dataset="synthindoor", input_size=(H, W),
-                     imagenet_norm=False, output_unit_m=1.0, min_depth=1e-3, max_depth=max_depth, builder="unused:unused")
+                     imagenet_norm=False, output_unit_m=1.0, min_depth=1e-3, max_depth=max_depth,
+                     builder="unused:unused")
     return DepthModel(ConvPoolNet(), card).eval()
 
 
@@ -145,7 +146,8 @@ def test_infidelity_equals_captum(normalize: bool, n: int, batch: int) -> None:
 def test_ig_convergence_delta_equals_captums() -> None:
     model = toy_model()
     images, _, weights = toy_inputs(2, seed=7)
-    ours = IntegratedGradients(n_steps=3, method="riemann_left", internal_batch_size=2).attribute(model, images, weights)
+    ours = IntegratedGradients(n_steps=3, method="riemann_left",
+                               internal_batch_size=2).attribute(model, images, weights)
     maps, delta = CaptumIG(TargetModel(model)).attribute(images, baselines=torch.zeros_like(images),
                                                         additional_forward_args=(weights,), n_steps=3,
                                                         method="riemann_left", internal_batch_size=6,

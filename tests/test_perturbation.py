@@ -46,7 +46,8 @@ class OnePlusMeanColour(nn.Module):
 
 def pointwise_model(max_depth: float = 10.0) -> DepthModel:
     card = ModelCard(name="toy_test_synthindoor", arch="toy", variant="test", dataset="synthindoor", input_size=(H, W),
-                     imagenet_norm=False, output_unit_m=1.0, min_depth=1e-3, max_depth=max_depth, builder="unused:unused")
+                     imagenet_norm=False, output_unit_m=1.0, min_depth=1e-3, max_depth=max_depth,
+                     builder="unused:unused")
     return DepthModel(OnePlusMeanColour(), card).eval()
 
 
@@ -123,8 +124,8 @@ def test_deletion_masks_remove_round_f_n_pixels(fraction: float) -> None:
         assert bool(mask.flatten()[chosen].all())
 
 
-def expected_curves(image: Tensor, relevance: Tensor, fractions: list[float], ground_truth: tuple[np.ndarray, np.ndarray],
-                    max_depth: float = 10.0) -> dict[str, np.ndarray]:
+def expected_curves(image: Tensor, relevance: Tensor, fractions: list[float],
+                    ground_truth: tuple[np.ndarray, np.ndarray], max_depth: float = 10.0) -> dict[str, np.ndarray]:
     """The curves computed by hand in numpy for :class:`OnePlusMeanColour` and the ``mean`` replacement."""
     x = image.double().numpy()
     clean = np.clip(1.0 + x.mean(axis=0), 1e-3, max_depth).ravel()
@@ -338,7 +339,8 @@ def test_curves_do_not_depend_on_the_scoring_blocks(block: int, monkeypatch: pyt
             gt = truth.depth.double()
             diff = (depth - gt)[truth.mask]
             assert curves[f"{name}_gt_rmse"][i] == pytest.approx(float(diff.square().mean().sqrt()), rel=1e-6)
-            assert curves[f"{name}_gt_absrel"][i] == pytest.approx(float((diff.abs() / gt[truth.mask]).mean()), rel=1e-6)
+            assert curves[f"{name}_gt_absrel"][i] == pytest.approx(float((diff.abs() / gt[truth.mask]).mean()),
+                                                                   rel=1e-6)
 
 
 # --------------------------------------------------------------------------------------------- validity
@@ -466,7 +468,8 @@ def test_road_replacement_imputes_each_copy_from_its_kept_pixels() -> None:
     expected = (neighbours * weights).sum(dim=(1, 2)) / weights.sum()
     torch.testing.assert_close(copies[0, :, 1, 1].double(), expected, rtol=1e-6, atol=1e-7)
     noisy = perturbed_copies(image, removed, PerturbationConfig(replacement="road"), MEAN_RGB, seed=3)
-    assert torch.equal(noisy, perturbed_copies(image, removed, PerturbationConfig(replacement="road"), MEAN_RGB, seed=3))
+    assert torch.equal(noisy, perturbed_copies(image, removed, PerturbationConfig(replacement="road"), MEAN_RGB,
+                                               seed=3))
     difference = (noisy - copies)[:, :, removed[1]]
     assert 0.003 < float(difference[1].std()) < 0.03  # ROAD's noise, 0.01, on the imputed pixels only
     with pytest.raises(ValueError, match="road"):

@@ -168,7 +168,8 @@ def test_relative_evaluation_scores_aligned_depth_and_the_raw_target(dataset: Pa
     assert got == pytest.approx(af, rel=1e-9)
     # the explained scalar is the raw output's: the same net under a metric card explains the same numbers
     same_net = DepthModel(relative.net, metric.card).eval()
-    raw_scores, _ = evaluate_split(same_net, dataset, arrays, {**maps, "meta": {**maps["meta"], "model": metric.card.name}},
+    raw_scores, _ = evaluate_split(same_net, dataset, arrays,
+                                   {**maps, "meta": {**maps["meta"], "model": metric.card.name}},
                                    config, target, [0.5, 0.5, 0.5], seed=1, progress=False)
     pick = ["morf_auc_target_change", "lerf_auc_target_change", "infidelity"]
     ours = scores[scores["metric"].isin(pick)].set_index(["image_id", "metric"])["value"].sort_index()

@@ -19,7 +19,7 @@ def _scores(seed: int = 0, n: int = 10) -> pd.DataFrame:
     difficulty = rng.normal(size=n)
     rows = []
     for i in range(n):
-        for j, method in enumerate(METHODS):
+        for _, method in enumerate(METHODS):
             offset = {"random": 0.0, "ig": 1.0, "saliency": 2.0}[method]
             morf = difficulty[i] * 0.1 + offset
             rows.append(("nyu", "meter_xxs_nyu", method, f"img{i}", "morf_auc_depth_rmse", morf))
@@ -41,7 +41,8 @@ def test_alpha_spearman_and_cross_metric_tables() -> None:
     assert alpha["morf_auc_depth_rmse"] == pytest.approx(1.0)  # every image ranks the methods identically
     assert abs(alpha["lerf_auc_depth_rmse"]) < 0.3
     spearman = tables["spearman"][tables["spearman"]["methods_set"] == "all"]
-    assert set(tables["spearman"][tables["spearman"]["methods_set"] == "explanations"]["method_a"]) == {"ig", "saliency"}
+    assert (set(tables["spearman"][tables["spearman"]["methods_set"] == "explanations"]["method_a"])
+            == {"ig", "saliency"})
     morf = spearman[spearman["metric"] == "morf_auc_depth_rmse"].pivot(index="method_a", columns="method_b",
                                                                        values="spearman")
     assert np.allclose(np.diag(morf.to_numpy()), 1.0)

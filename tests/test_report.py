@@ -115,7 +115,8 @@ def test_table2_and_accuracy_table(statistics) -> None:
     assert table.loc[table["best_infidelity"], "method"].tolist() == ["rollout", "rollout"]
     assert table["infidelity_comparable"].all() and (table["note"] == "").all()
     scores = _scores()
-    fid = scores[(scores["model"] == "meter_xxs") & (scores["method"] == "ig") & (scores["metric"] == "attribution_fidelity")]
+    fid = scores[(scores["model"] == "meter_xxs") & (scores["method"] == "ig")
+                 & (scores["metric"] == "attribution_fidelity")]
     row = table[(table["model"] == "meter_xxs") & (table["method"] == "ig")].iloc[0]
     assert row["fidelity_mean"] == pytest.approx(fid["value"].mean(), rel=1e-12)
     matrix = scores[(scores["model"] == "meter_xxs") & (scores["metric"] == "infidelity")].pivot(
@@ -125,7 +126,8 @@ def test_table2_and_accuracy_table(statistics) -> None:
 
     rng = np.random.default_rng(1)
     accuracy = pd.DataFrame([("synthindoor", model, f"img_{i}", metric, rng.random())
-                             for model in MODELS for i in range(6) for metric in ("abs_rel", "rmse", "delta1", "silog")],
+                             for model in MODELS for i in range(6)
+                             for metric in ("abs_rel", "rmse", "delta1", "silog")],
                             columns=["dataset", "model", "image_id", "metric", "value"])
     accuracy.loc[3, "value"] = np.nan
     result = accuracy_table(accuracy)
@@ -417,7 +419,8 @@ def test_disagreement_rule_marks_exactly_the_constructed_points() -> None:
     scores, planted = _fidelity_scores()
     points = figures.disagreement_points(scores, threshold=0.5)
     assert len(points) == 2 * 36
-    flagged = {tuple(r) for r in points.loc[points["disagree"], ["model", "method", "image_id"]].itertuples(index=False)}
+    flagged = {tuple(r)
+               for r in points.loc[points["disagree"], ["model", "method", "image_id"]].itertuples(index=False)}
     assert flagged == planted and len(planted) == 3
     # The percentiles are rank / n within each (dataset, model).
     meter = points[points["model"] == "meter_xxs"]

@@ -46,7 +46,8 @@ def test_head_fusion_by_hand() -> None:
 
 def test_rollout_of_two_layers_by_hand() -> None:
     # mean fusion, then 0.5 I + 0.5 A (rows already sum to 1):
-    #   layer 1 -> [[.75, .125, .125], [0, 1, 0], [.125, .125, .75]];  layer 2 -> [[.75, .25, 0], [.25, .75, 0], [0, .25, .75]]
+    #   layer 1 -> [[.75, .125, .125], [0, 1, 0], [.125, .125, .75]]
+    #   layer 2 -> [[.75, .25, 0], [.25, .75, 0], [0, .25, .75]]
     # rollout = layer2_hat @ layer1_hat
     expected = torch.tensor([
         [0.5625, 0.34375, 0.09375],
@@ -56,7 +57,8 @@ def test_rollout_of_two_layers_by_hand() -> None:
     fused = [fuse_heads(LAYER1), fuse_heads(LAYER2)]
     torch.testing.assert_close(rollout_matrix(fused, 0.5), expected, rtol=0, atol=1e-15)
     # relevance 1 on output token 0 only flows back to row 0
-    torch.testing.assert_close(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64) @ rollout_matrix(fused), expected[:1])
+    torch.testing.assert_close(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64) @ rollout_matrix(fused),
+                               expected[:1])
     # one layer is just its residual-mixed matrix; none is an error
     torch.testing.assert_close(rollout_matrix(fused[:1], 0.5), torch.tensor(
         [[0.75, 0.125, 0.125], [0.0, 1.0, 0.0], [0.125, 0.125, 0.75]], dtype=torch.float64))
@@ -132,8 +134,8 @@ def test_pool_relevance_by_hand() -> None:
         dtype=torch.float64))
 
 
-@pytest.mark.parametrize(("coarse", "fine"), [((2, 3), (4, 6)), ((3, 3), (5, 5)), ((2, 4), (3, 7)), ((4, 6), (128, 192)),
-                                              ((3, 2), (9, 3))])
+@pytest.mark.parametrize(("coarse", "fine"), [((2, 3), (4, 6)), ((3, 3), (5, 5)), ((2, 4), (3, 7)),
+                                              ((4, 6), (128, 192)), ((3, 2), (9, 3))])
 def test_upsample_and_pool_preserve_mass_and_are_adjoint(coarse: tuple[int, int], fine: tuple[int, int]) -> None:
     gen = torch.Generator().manual_seed(1)
     r = torch.rand((2, *coarse), generator=gen, dtype=torch.float64)
@@ -213,7 +215,8 @@ def captured_attention(model: DepthModel, images: Tensor) -> list[Tensor]:
 
 def dense_block_matrix(attention: np.ndarray, grid: tuple[int, int], head_fusion: str, residual: float) -> np.ndarray:
     """(n, n) pixel-to-pixel matrix of one MobileViT block over its gh*gw feature pixels (row-major), block diagonal
-    in the four 2x2-offset groups: token (p, i) is the pixel at row 2*(i // (gw/2)) + p // 2, column 2*(i % (gw/2)) + p % 2."""
+    in the four 2x2-offset groups: token (p, i) is the pixel at row 2*(i // (gw/2)) + p // 2,
+    column 2*(i % (gw/2)) + p % 2."""
     gh, gw = grid
     fused = {"mean": attention.mean(axis=1), "max": attention.max(axis=1)}[head_fusion]  # (4, N, N)
     n_tokens = fused.shape[-1]
@@ -229,15 +232,18 @@ def dense_block_matrix(attention: np.ndarray, grid: tuple[int, int], head_fusion
 
 def replication_matrix(coarse: tuple[int, int], factor: int) -> np.ndarray:
     """(h*w, h*f*w*f): coarse pixel -> its f x f children, each getting 1/f^2."""
-    return np.kron(children_matrix(coarse[0], coarse[0] * factor), children_matrix(coarse[1], coarse[1] * factor)) / factor**2
+    return np.kron(children_matrix(coarse[0], coarse[0] * factor),
+                   children_matrix(coarse[1], coarse[1] * factor)) / factor**2
 
 
-def independent_rollout(model: DepthModel, images: Tensor, weights: Tensor, head_fusion: str, residual: float) -> np.ndarray:
+def independent_rollout(model: DepthModel, images: Tensor, weights: Tensor, head_fusion: str,
+                        residual: float) -> np.ndarray:
     attention = captured_attention(model, images)
     out = []
     for b in range(images.shape[0]):
         relevance = weights[b, 0].double().numpy().ravel()
-        relevance = relevance @ (replication_matrix(GRIDS[2], 32).T * 32**2)  # readout: sum the target weights per token
+        # readout: sum the target weights per token
+        relevance = relevance @ (replication_matrix(GRIDS[2], 32).T * 32**2)
         for block in (2, 1, 0):
             relevance = relevance @ dense_block_matrix(attention[block][b].numpy(), GRIDS[block], head_fusion, residual)
             relevance = relevance @ replication_matrix(GRIDS[block], 2 if block > 0 else 8)

@@ -287,7 +287,7 @@ def dense_pixelformer_rollout(model: DepthModel, images: Tensor, weights: Tensor
     w = method.residual_weight
     results = []
     for b in range(images.shape[0]):
-        def fused(block: nn.Module) -> Tensor:
+        def fused(block: nn.Module, b: int = b) -> Tensor:
             probs = seen[block].to(torch.float64)
             n_windows = probs.shape[0] // images.shape[0]
             return method.prepare(probs[b * n_windows:(b + 1) * n_windows])

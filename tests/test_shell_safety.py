@@ -110,7 +110,8 @@ def test_download_rules_run_with_hostile_names(tmp_path: Path, repo_root: Path,
     payload = b"weights that are not weights"
     filename = f"w e;ights $(touch {canary.name}) 'x\".pth"
     (mirror / filename).write_bytes(payload)
-    config: dict[str, Any] = copy.deepcopy(yaml.safe_load((repo_root / "tests" / "data" / "tiny_config.yaml").read_text()))
+    config: dict[str, Any] = copy.deepcopy(
+        yaml.safe_load((repo_root / "tests" / "data" / "tiny_config.yaml").read_text()))
     config["mirror"] = str(mirror)
     config["resources_dir"] = f"res {hostile.replace('/', '_')}"
     config["downloads"] = {"odd": {"url": f"https://example.invalid/$(touch {canary})/w.pth", "filename": filename,

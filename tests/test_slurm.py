@@ -45,11 +45,14 @@ TINY_CONFIG = {
     "device": "cpu",
     "threads": 1,
     "shards": 1,
-    "datasets": {"synthindoor": {"source": "synthetic", "setup": "indoor", "n_train": 4, "n_test": 2, "size": [60, 80]}},
+    "datasets": {"synthindoor": {"source": "synthetic", "setup": "indoor", "n_train": 4, "n_test": 2,
+                                 "size": [60, 80]}},
     "models": {"meter_xxs": {"weights": {"synthindoor": "train"},
-                             "train": {"epochs": 1, "batch_size": 2, "lr": 0.002, "weight_decay": 0.0001, "max_minutes": 10.0}}},
+                             "train": {"epochs": 1, "batch_size": 2, "lr": 0.002, "weight_decay": 0.0001,
+                                       "max_minutes": 10.0}}},
     "methods": {"saliency": {"abs": True}, "random": {}},
-    "evaluation": {"fractions": [0.0, 0.1, 0.5], "infidelity": {"n_perturb_samples": 2, "noise_std": 0.05, "normalize": True}},
+    "evaluation": {"fractions": [0.0, 0.1, 0.5],
+                   "infidelity": {"n_perturb_samples": 2, "noise_std": 0.05, "normalize": True}},
     "stats": {"bootstrap_resamples": 200},
     "report": {"qualitative_images": 1, "formats": ["png"]},
     # the science stage and the training-seed repeat are exercised by the local integration test
@@ -89,7 +92,8 @@ def _skip_reason() -> str | None:
         return "needs root to start munged, slurmctld and slurmd and to write /etc/slurm/slurm.conf"
     missing = [name for name in SLURM_BINARIES if shutil.which(name) is None]
     if missing:
-        return f"SLURM/munge programs not found: {', '.join(missing)} (apt-get install slurm-wlm munge; `make test` does it as root)"
+        return (f"SLURM/munge programs not found: {', '.join(missing)} "
+                "(apt-get install slurm-wlm munge; `make test` does it as root)")
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401, PLC0415
     except ImportError:
@@ -97,7 +101,8 @@ def _skip_reason() -> str | None:
     if SLURM_CONF.exists() and MARKER not in SLURM_CONF.read_text(errors="replace"):
         return f"{SLURM_CONF} exists and was not written by this test (a real SLURM installation?): leaving it alone"
     if _node_memory_mb() < _largest_profile_memory_mb():
-        return f"this machine offers {_node_memory_mb()} MB to jobs, the SLURM profile asks up to {_largest_profile_memory_mb()} MB"
+        return (f"this machine offers {_node_memory_mb()} MB to jobs, "
+                f"the SLURM profile asks up to {_largest_profile_memory_mb()} MB")
     return None
 
 
@@ -376,7 +381,8 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster: LocalSlurm, tmp_
     assert outputs(slurm_dir) == compared
     assert {"results/evaluation/scores.csv", "results/stats/summary.csv", "results/tables/table1.csv",
             "results/tables/table2.csv", "results/tables/accuracy.csv"} <= compared
-    different = [name for name in sorted(compared) if (slurm_dir / name).read_bytes() != (local_dir / name).read_bytes()]
+    different = [name for name in sorted(compared)
+                 if (slurm_dir / name).read_bytes() != (local_dir / name).read_bytes()]
     assert not different, f"outputs differ between the SLURM and the local run: {different}"
     trained = sorted(local_dir.glob("results/models/*/*/weights.pt"))
     assert len(trained) == 1, trained  # METER-XXS trained on synthindoor

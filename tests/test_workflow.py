@@ -84,7 +84,8 @@ def test_tidy_results_are_complete(tiny_run: Path) -> None:
     assert (at_zero["value"] == 0).all()  # removing nothing changes nothing
     summary = pd.read_csv(tiny_run / "results" / "stats" / "summary.csv")
     assert len(summary) > 0
-    assert (summary["ci_low"] <= summary["mean"] + 1e-12).all() and (summary["mean"] <= summary["ci_high"] + 1e-12).all()
+    assert ((summary["ci_low"] <= summary["mean"] + 1e-12).all()
+            and (summary["mean"] <= summary["ci_high"] + 1e-12).all())
     friedman = pd.read_csv(tiny_run / "results" / "stats" / "friedman.csv")
     assert set(friedman["model"]) == set(MODELS) and friedman["p"].dropna().between(0, 1).all()
     assert "infidelity_unsigned" not in set(friedman["metric"])  # never compared across methods

@@ -51,8 +51,9 @@ class TinyDepthNet(nn.Module):
             layers.append(nn.Conv2d(width, width, 3, stride=stride if k == 0 else 1, padding=1))
         self.body: nn.Module | None = nn.Sequential(*layers) if body else None
         self.body_act: nn.Module | None = act() if body and act else None
-        self.head: nn.Module | None = (nn.Conv2d(width, 1, head_kernel, padding=dilation * (head_kernel // 2), dilation=dilation)
-                     if head_kernel is not None else None)
+        self.head: nn.Module | None = (nn.Conv2d(width, 1, head_kernel, padding=dilation * (head_kernel // 2),
+                                                 dilation=dilation)
+                                       if head_kernel is not None else None)
         self.out = nn.Softplus()
         self.offset, self.scale, self.squeeze = offset, scale, squeeze
 

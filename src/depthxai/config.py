@@ -283,18 +283,22 @@ def _check_cross_references(config: dict[str, Any]) -> None:
             given = spec.get("downloads", {})
             for role in required:
                 if role not in given:
-                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: required (roles: {', '.join(required)})")
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: required "
+                                      f"(roles: {', '.join(required)})")
             for role in given:
                 if role not in roles:
-                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: unknown role (roles: {', '.join(roles)})")
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: unknown role "
+                                      f"(roles: {', '.join(roles)})")
                 if not download_keys(given[role], downloads):
-                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: {given[role]!r} matches no key of downloads")
+                    raise ConfigError(f"config key datasets.{name}.downloads.{role}: {given[role]!r} "
+                                      "matches no key of downloads")
         _check_train_frames(name, spec, downloads)
     for arch, spec in config["models"].items():
         _check_model_source(arch, spec)
         for dataset, source in spec["weights"].items():
             if dataset not in datasets:
-                raise ConfigError(f"config key models.{arch}.weights.{dataset}: {dataset!r} is not a configured dataset")
+                raise ConfigError(f"config key models.{arch}.weights.{dataset}: {dataset!r} "
+                                  "is not a configured dataset")
             if "source" in spec:
                 _check_adapted_weights(arch, spec, dataset, source)
                 continue
@@ -303,14 +307,16 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                     f"config key models.{arch}.weights.{dataset}: {source!r} is neither 'train' nor a key of downloads"
                 )
             if source == "train" and datasets[dataset].get("n_train", 0) < 1:
-                raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, so it must be >= 1")
+                raise ConfigError(f"config key datasets.{dataset}.n_train: models.{arch} trains on it, "
+                                  "so it must be >= 1")
         if "source" not in spec:  # hf:/module: models are never trained by the DAG
             _check_train_settings(arch, spec.get("train", {}))
     if "explainer" in config["methods"]:
         # The explainer trains on each dataset's train split: rendered (synthetic) or selected (datasets.<name>.train).
         for name, spec in datasets.items():
             if spec["source"] == "synthetic" and spec.get("n_train", 0) < 1:
-                raise ConfigError(f"config key datasets.{name}.n_train: methods.explainer trains on it, so it must be >= 1")
+                raise ConfigError(f"config key datasets.{name}.n_train: methods.explainer trains on it, "
+                                  "so it must be >= 1")
             if spec["source"] != "synthetic" and "train" not in spec:
                 example = ("{every: 1} (the 795 official train frames)" if name == "nyu"
                            else "{drives: [<raw drives of the Eigen train split>], every: <k>}")
@@ -322,8 +328,8 @@ def _check_cross_references(config: dict[str, Any]) -> None:
             n_test = len(spec["ids"]) if "ids" in spec else spec.get("n_test")
             if n_test is not None and n_test < 4:
                 key = "ids" if "ids" in spec else "n_test"
-                raise ConfigError(f"config key datasets.{name}.{key}: the localisation mosaics of the science stage need "
-                                  "at least 4 test images (or set science.enabled: false)")
+                raise ConfigError(f"config key datasets.{name}.{key}: the localisation mosaics of the science "
+                                  "stage need at least 4 test images (or set science.enabled: false)")
     _check_evaluation(config["evaluation"])
     _check_methods(config)
 
@@ -471,7 +477,8 @@ def _check_train_frames(name: str, spec: Mapping[str, Any], downloads: Mapping[s
                           f"into {sorted(extract_dirs)}; they must share one extract_dir (the raw root that the split "
                           "files' paths are relative to)")
     archives = {downloads[k]["filename"] for k in raw_keys}
-    depth_members = [m for k in download_keys(roles["depth"], downloads) for m in downloads[k].get("extract_members", ["*"])]
+    depth_members = [m for k in download_keys(roles["depth"], downloads)
+                     for m in downloads[k].get("extract_members", ["*"])]
     for drive in train["drives"]:
         if f"{drive}_sync.zip" not in archives:
             raise ConfigError(f"config key datasets.kitti.train.drives: drive {drive} has no archive {drive}_sync.zip "

@@ -58,7 +58,8 @@ def resolve_device(name: str = "cpu") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("config key device: 'cuda' requested but no CUDA device is available; use 'cpu' or 'auto'")
+            raise ConfigError("config key device: 'cuda' requested but no CUDA device is available; "
+                              "use 'cpu' or 'auto'")
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     elif name != "cpu":

@@ -197,7 +197,7 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # a key could be allow_pickle, says mypy
 
 
 #: Zip member time stamp of streamed .npz files: fixed, so that the same arrays give the same bytes.
@@ -350,7 +350,8 @@ def read_npz_rows(paths: Sequence[str | os.PathLike[str]], ids: Sequence[str], k
                 rows = NpzRows(data, key, file_ids)
                 out.update({i: rows.row(i) for i in file_ids if i in wanted and i not in out})
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); rerun the rule that writes it") from exc
+            raise DataError(f"{path}: unreadable .npz or no {key!r} array ({exc}); "
+                            "rerun the rule that writes it") from exc
     absent = [i for i in ids if i not in out]
     if absent:
         raise DataError(f"images {absent} are in none of {[str(p) for p in paths]}")

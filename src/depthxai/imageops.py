@@ -41,7 +41,8 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 
 
 def area_pool(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Average-pool ``(B, C, H, W)`` maps to ``size`` (adaptive average pooling: exact area means when the sizes divide)."""
+    """Average-pool ``(B, C, H, W)`` maps to ``size`` (adaptive average pooling: exact area means when the sizes
+    divide)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.adaptive_avg_pool2d(maps, size)

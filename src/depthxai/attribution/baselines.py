@@ -86,7 +86,8 @@ def correlation_length(relevance: Tensor | np.ndarray, ranking: str = "abs") -> 
     centred = values - values.mean()
     if not np.any(centred):
         return float("nan")
-    return 0.5 * (_half_crossing(_autocorrelation_along(centred, 0)) + _half_crossing(_autocorrelation_along(centred, 1)))
+    return 0.5 * (_half_crossing(_autocorrelation_along(centred, 0))
+                  + _half_crossing(_autocorrelation_along(centred, 1)))
 
 
 def blur_sigma_for(length: float) -> float:
@@ -100,9 +101,11 @@ def read_correlation_length(path: str | Path) -> float:
     try:
         value = float(json.loads(Path(path).read_text(encoding="utf-8"))["correlation_length_px"])
     except FileNotFoundError:
-        raise DataError(f"{path}: smoothness file not found; run 'depthxai smoothness' (rule smoothness) first") from None
+        raise DataError(f"{path}: smoothness file not found; "
+                        "run 'depthxai smoothness' (rule smoothness) first") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a smoothness file of 'depthxai smoothness' ({exc!r}); delete it and rerun") from exc
+        raise DataError(f"{path}: not a smoothness file of 'depthxai smoothness' ({exc!r}); "
+                        "delete it and rerun") from exc
     if not math.isfinite(value) or value < 0:
         raise DataError(f"{path}: correlation_length_px must be a finite length >= 0, got {value}")
     return value
@@ -121,7 +124,8 @@ class RandomSmooth(AttributionMethod):
     stochastic = True
     signed = False
 
-    def __init__(self, correlation_length: float | None = None, correlation_length_file: str | Path | None = None) -> None:
+    def __init__(self, correlation_length: float | None = None,
+                 correlation_length_file: str | Path | None = None) -> None:
         if (correlation_length is None) == (correlation_length_file is None):
             raise ValueError("random_smooth needs exactly one of correlation_length and correlation_length_file")
         self.correlation_length = (float(correlation_length) if correlation_length is not None

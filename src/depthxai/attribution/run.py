@@ -4,8 +4,8 @@ Output (``.npz``, see :func:`attribute_to_file`): ``ids`` (N,) str; per image ``
 per-pixel relevance at the network's input resolution after channel reduction, streamed into the file as it is
 computed (a shard is never held in memory: at paper scale one method's maps of a shard are ~0.8 GB);
 ``convergence_delta`` (N,) float32 for IG (NaN otherwise); ``meta``, a JSON string with everything that made
-the maps (model, method and its parameters, target, channel reduction, seed, whether the maps are signed). :func:`read_attributions` reads
-the maps one image at a time.
+the maps (model, method and its parameters, target, channel reduction, seed, whether the maps are signed).
+:func:`read_attributions` reads the maps one image at a time.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def iter_attributions(model: DepthModel, method: AttributionMethod, data_root: s
     """
     device = next(model.parameters()).device
     ids = [str(i) for i in predictions["ids"]]
-    for k, image_id in enumerate(tqdm(ids, desc=f"{method.name} {model.card.name}", disable=not progress, mininterval=5)):
+    for k, image_id in enumerate(tqdm(ids, desc=f"{method.name} {model.card.name}", disable=not progress,
+                                      mininterval=5)):
         rgb_path, _ = sample_paths(data_root, image_id)
         image = prepare_input(read_rgb(rgb_path), model.card)[None].to(device)
         clean = resize_depth(torch.from_numpy(predictions["native"][k : k + 1]).to(device), tuple(image.shape[-2:]))

@@ -52,7 +52,7 @@ class TargetSpec:
     def from_config(cls, cfg: Mapping[str, Any]) -> TargetSpec:
         box = cfg.get("box")
         return cls(kind=cfg.get("kind", "mean"), quantile=float(cfg.get("quantile", 0.25)),
-                   box=tuple(box) if box is not None else None)  # type: ignore[arg-type]
+                   box=tuple(box) if box is not None else None)
 
     def describe(self) -> str:
         if self.kind == "mean":

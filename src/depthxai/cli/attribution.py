@@ -48,7 +48,8 @@ def run_attribute(args: argparse.Namespace) -> None:
                           target, channel_reduction=args.channel_reduction,
                           seed=args.seed, progress=not args.quiet,
                           meta={"params": args.params, **({"method_name": args.method} if args.method_id else {})})
-    log.info("%s on %s: %d maps, %.3f s per image", args.method, args.model, n, (time.perf_counter() - start) / max(n, 1))
+    log.info("%s on %s: %d maps, %.3f s per image", args.method, args.model, n,
+             (time.perf_counter() - start) / max(n, 1))
 
 
 def run_smoothness(args: argparse.Namespace) -> None:

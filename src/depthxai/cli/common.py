@@ -46,7 +46,8 @@ def model_args(p: argparse.ArgumentParser) -> None:
                    help="checkpoint (state dict; loaded with weights_only=True); required but for hf: models")
     p.add_argument("--card", type=json_arg, default=None,
                    help="hf: and module: models: card fields as JSON replacing those read from the model's files, "
-                        'e.g. \'{"input_size": [266, 350], "output_kind": "relative"}\' (the config\'s models.<id>.card)')
+                        'e.g. \'{"input_size": [266, 350], "output_kind": "relative"}\' '
+                        "(the config's models.<id>.card)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (>= 1)")
 

@@ -80,7 +80,8 @@ def register(sub: Any) -> None:
                     run_train)
     p.add_argument("--model", required=True)
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--train", type=json_arg, default={}, help="TrainConfig fields as JSON (epochs, batch_size, lr, ...)")
+    p.add_argument("--train", type=json_arg, default={},
+                   help="TrainConfig fields as JSON (epochs, batch_size, lr, ...)")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--out-weights", type=Path, required=True)
     p.add_argument("--out-metrics", type=Path, required=True)

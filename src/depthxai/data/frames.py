@@ -41,7 +41,8 @@ def prepare_rgb(rgb: np.ndarray, input_size: tuple[int, int], input_crop: str | 
     ``input_size``, in the order the official code does (scale to [0, 1] first).
     """
     top, left, ch, cw = frame_crop_box(input_crop, rgb.shape[:2])
-    x = torch.from_numpy(np.array(rgb[top : top + ch, left : left + cw])).permute(2, 0, 1)[None]  # inputs may be read-only
+    # np.array copies: inputs may be read-only
+    x = torch.from_numpy(np.array(rgb[top : top + ch, left : left + cw])).permute(2, 0, 1)[None]
     x = x.to(torch.float32) / 255.0
     if tuple(x.shape[-2:]) != tuple(input_size):
         x = F.interpolate(x, size=input_size, mode="bilinear", align_corners=False)

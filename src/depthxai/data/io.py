@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ def write_dataset_info(root: str | Path, info: DatasetInfo) -> None:
     write_json(Path(root) / "dataset.json", info.to_json())
 
 
-def read_dataset_info(root: str | Path) -> DatasetInfo:
+def read_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
     path = Path(root) / "dataset.json"
     try:
         return DatasetInfo.from_json(json.loads(path.read_text()))
@@ -97,7 +98,7 @@ def write_index(root: str | Path, index: pd.DataFrame) -> None:
         table.to_csv(tmp, index=False, lineterminator="\n")
 
 
-def read_index(root: str | Path, split: str | None = None) -> pd.DataFrame:
+def read_index(root: str | os.PathLike[str], split: str | None = None) -> pd.DataFrame:
     """Read ``index.csv`` (ids as strings, in file order), optionally only the rows of one split."""
     path = Path(root) / "index.csv"
     try:
@@ -189,11 +190,13 @@ def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
         DataError: naming the file, if it is missing, corrupt, or not a single-channel 16-bit PNG.
     """
     path = Path(path)
-    fix = f"write depth maps with depthxai.data.io.write_depth (16-bit PNG, value = metres x {depth_scale:g}, 0 = invalid)"
+    fix = ("write depth maps with depthxai.data.io.write_depth "
+           f"(16-bit PNG, value = metres x {depth_scale:g}, 0 = invalid)")
     img, _ = _open_image(path, "depth map")
     with img:
         if img.format != "PNG":
-            raise DataError(f"{path}: depth map is a {img.format} image of PIL mode {img.mode!r}, not a 16-bit PNG; {fix}")
+            raise DataError(f"{path}: depth map is a {img.format} image of PIL mode {img.mode!r}, "
+                            f"not a 16-bit PNG; {fix}")
         raw = np.asarray(img)
     if raw.ndim != 2:
         raise DataError(f"{path}: depth map has {raw.shape[2]} channels (shape {raw.shape}); expected a single-channel "

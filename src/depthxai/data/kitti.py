@@ -43,6 +43,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -152,7 +153,8 @@ def eigen_drives(lines: Iterable[EigenLine]) -> list[str]:
     return sorted({entry.drive for entry in lines})
 
 
-def fit_to_size(image: np.ndarray, size: tuple[int, int], *, pad_mode: str) -> tuple[np.ndarray, tuple[int, int]]:
+def fit_to_size(image: np.ndarray, size: tuple[int, int], *,
+                pad_mode: Literal["edge", "constant"]) -> tuple[np.ndarray, tuple[int, int]]:
     """Centre-crop or pad the first two axes of ``image`` to ``size`` (H, W).
 
     Args:

@@ -64,7 +64,7 @@ def attribution_fidelity(relevance: Tensor, depth: Tensor, measure: str = "pears
     """
     if measure not in FIDELITY_MEASURES:
         raise ValueError(f"fidelity measure must be one of {sorted(FIDELITY_MEASURES)}, got {measure!r}")
-    pooled = area_pool(relevance.abs()[None, None].to(torch.float64), tuple(depth.shape[-2:]))[0, 0]
+    pooled = area_pool(relevance.abs()[None, None].to(torch.float64), (depth.shape[-2], depth.shape[-1]))[0, 0]
     a = _minmax(pooled.detach().cpu().numpy().ravel())
     d = _minmax(depth.detach().cpu().to(torch.float64).numpy().ravel())
     if a is None or d is None:

@@ -115,7 +115,7 @@ def make_mosaics(images: Tensor, n_mosaics: int, seed: int,
     n, c, h, w = images.shape
     if n < 4:
         raise ValueError(f"mosaics need at least 4 different images, got {n}")
-    out_size = (h, w) if out_size is None else tuple(out_size)
+    out_size = (h, w) if out_size is None else (out_size[0], out_size[1])
     rng = np.random.default_rng(seed)
     tile_ids = np.stack([rng.choice(n, size=4, replace=False) for _ in range(n_mosaics)]).astype(np.int64) \
         if n_mosaics > 0 else np.zeros((0, 4), np.int64)
@@ -239,9 +239,10 @@ def _control_maps(model: DepthModel, methods: Sequence[AttributionMethod], image
         native = model.native(image[None])[0, 0]
     out = []
     for method in methods:
-        pixel_map = _pixel_map(model, method, image, weights, image_seed(seed, image_id, method.name), channel_reduction)
+        pixel_map = _pixel_map(model, method, image, weights, image_seed(seed, image_id, method.name),
+                               channel_reduction)
         out.append((method.name, pixel_map, attribution_fidelity(pixel_map, native, fidelity_measure)))
-    oracle = oracle_map(native, tuple(image.shape[-2:]))
+    oracle = oracle_map(native, (image.shape[-2], image.shape[-1]))
     out.append((ORACLE, oracle, attribution_fidelity(oracle, native, fidelity_measure)))
     return out
 
@@ -272,7 +273,7 @@ def localisation_run(model: DepthModel, images: Tensor, methods: AttributionMeth
     ids = [str(i) for i in (image_ids if image_ids is not None else range(images.shape[0]))]
     if len(ids) != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {len(ids)} ids")
-    size = tuple(images.shape[-2:])
+    size = (images.shape[-2], images.shape[-1])
     mosaics, tile_ids = make_mosaics(images, n_mosaics, seed, out_size=size)
     rows = []
     for m in range(n_mosaics):
@@ -375,7 +376,7 @@ def object_shift_run(model: DepthModel, methods: AttributionMethod | Sequence[At
     """
     methods = _as_list(methods)
     device = next(model.parameters()).device
-    size = tuple(model.card.input_size)
+    size = (model.card.input_size[0], model.card.input_size[1])
     rows = []
     for setup in setups:
         for j, (scene_seed, pair) in enumerate(object_shift_pairs(setup, n_pairs, seed, size, shift_m)):
@@ -394,7 +395,8 @@ def object_shift_run(model: DepthModel, methods: AttributionMethod | Sequence[At
             region = shift_region(pair["mask_a"], pair["mask_b"], dilate_px)
             for name, pixel_map, fidelity in _control_maps(model, methods, image_b, weights, seed, pair_id,
                                                            channel_reduction, fidelity_measure):
-                for metric, value in {**region_scores(pixel_map.cpu(), region), "attribution_fidelity": fidelity}.items():
+                for metric, value in {**region_scores(pixel_map.cpu(), region),
+                                      "attribution_fidelity": fidelity}.items():
                     rows.append((name, pair_id, setup, scene_seed, true, predicted, metric, float(value)))
     table = pd.DataFrame(rows, columns=SHIFT_COLUMNS)
     return table.sort_values(["method", "image_id", "metric"], kind="stable").reset_index(drop=True)

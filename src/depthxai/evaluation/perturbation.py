@@ -210,7 +210,8 @@ def _ranks_of_order(order: Tensor) -> Tensor:
     return torch.empty(n, dtype=torch.int32, device=order.device).scatter_(0, order, positions)
 
 
-def deletion_masks(order: Tensor, fractions: Sequence[float], shape: tuple[int, int], most_relevant_first: bool) -> Tensor:
+def deletion_masks(order: Tensor, fractions: Sequence[float], shape: tuple[int, int],
+                   most_relevant_first: bool) -> Tensor:
     """Boolean masks of the removed pixels for each fraction.
 
     Args:
@@ -469,8 +470,8 @@ def perturbation_curves(model: DepthModel, image: Tensor, relevance: Tensor, con
     if ground_truth is not None:
         gt_reference = ReferenceMap(ground_truth.depth, ground_truth.mask, native.dtype)
         curves.update(zip(("gt_rmse", "gt_absrel"),
-                          _score_at(native, tuple(ground_truth.depth.shape[-2:]), gt_reference, clip,
-                                    alignment=alignment)))
+                          _score_at(native, (ground_truth.depth.shape[-2], ground_truth.depth.shape[-1]),
+                                    gt_reference, clip, alignment=alignment)))
     table = torch.stack(list(curves.values())).cpu().numpy()  # (metrics, 1 + P) float64
     return {f"{order_name}_{metric}": table[m, source[order_name]]
             for order_name in ORDERS for m, metric in enumerate(curves)}

@@ -244,11 +244,12 @@ def evaluate_split(model: DepthModel, data_root: str | Path, predictions: Mappin
         # the stored prediction: neither the clean depth nor the target region is ever recomputed here
         native = torch.from_numpy(predictions["native"][k : k + 1]).to(device)
         relevance = torch.from_numpy(np.asarray(attributions["maps"][k])).to(device)
-        check_map(relevance, tuple(image.shape[-2:]), source, image_id)
+        check_map(relevance, (image.shape[-2], image.shape[-1]), source, image_id)
         constant = bool(relevance.max() == relevance.min())
         if constant and log:
             log.warning("%s: the map of image %s is constant: it ranks no pixel above another (scored with random "
-                        "ties; Attribution Fidelity undefined) - flagged as constant_map in the scores", source, image_id)
+                        "ties; Attribution Fidelity undefined) - flagged as constant_map in the scores",
+                        source, image_id)
         ground_truth = ground_truth_view(model, data_root, depth_path, rgb.shape[:2], info)
         fitted = image_alignment(native, ground_truth, alignment, info) if relative else None
         if relative and fitted is None and log:

@@ -184,8 +184,9 @@ def reinitialise(net: nn.Module, group: LayerGroup, seed: int) -> None:
         torch.manual_seed(seed)
         for name in group.modules:
             module = net.get_submodule(name)
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
                 continue
             for param in module.parameters(recurse=False):
                 std = float(param.detach().double().std()) if param.numel() > 1 else 0.0
@@ -298,8 +299,8 @@ def cascading_randomisation(model: DepthModel, images: Tensor, weights: Tensor,
     Returns:
         Tidy rows :data:`SANITY_COLUMNS`: ``step`` 0 (intact model, maps computed again, ``layer`` ``"none"``) to
         ``len(groups)`` (every group up to and including ``layer`` randomised), ``metric`` in
-        :data:`SANITY_METRICS`; sorted by step, method, image, metric. ``spearman`` is NaN where a map is constant; ``attribution_fidelity`` is NaN where
-        the map or the prediction is constant.
+        :data:`SANITY_METRICS`; sorted by step, method, image, metric. ``spearman`` is NaN where a map is constant;
+        ``attribution_fidelity`` is NaN where the map or the prediction is constant.
     """
     methods = _as_list(methods)
     n = images.shape[0]

@@ -10,7 +10,8 @@ from depthxai.metrics.depth import DELTA_BASE
 
 
 def batched_errors(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The metrics of :data:`~depthxai.metrics.depth.METRIC_NAMES` between each of ``B`` predictions and one reference map.
+    """The metrics of :data:`~depthxai.metrics.depth.METRIC_NAMES` between each of ``B`` predictions and one
+    reference map.
 
     Used to compare, at many perturbation fractions at once, perturbed predictions with the unperturbed
     prediction or with the ground truth. ``ref`` plays the ground truth's role in the formulas.
@@ -21,7 +22,8 @@ def batched_errors(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) ->
         mask: ``(H, W)`` bool, the pixels to evaluate (at least one).
 
     Returns:
-        ``{name: tensor (B,)}`` in float64 for every name in :data:`~depthxai.metrics.depth.METRIC_NAMES`, on ``pred``'s device.
+        ``{name: tensor (B,)}`` in float64 for every name in :data:`~depthxai.metrics.depth.METRIC_NAMES`,
+        on ``pred``'s device.
         Values are computed in float64 as :func:`compute_depth_metrics` does; no clipping is applied, so the
         log metrics and ``delta*`` are meaningful only where ``pred`` and ``ref`` are positive on the mask
         (use :func:`~depthxai.metrics.depth.clip_prediction` first, as the official eval does).

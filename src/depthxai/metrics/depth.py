@@ -30,7 +30,7 @@ them equal. This module needs NumPy alone: the statistics read the metric names 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -129,6 +129,10 @@ def eval_mask(gt: np.ndarray, min_depth: float, max_depth: float, crop: str) -> 
     return in_range & crop_mask(gt.shape[0], gt.shape[1], crop)
 
 
+@overload
+def clip_prediction(pred: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray: ...
+@overload
+def clip_prediction(pred: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor: ...
 def clip_prediction(pred: np.ndarray | torch.Tensor, min_depth: float, max_depth: float) -> np.ndarray | torch.Tensor:
     """Clip a prediction to ``[min_depth, max_depth]`` as the official eval does, in a new array/tensor.
 

@@ -26,7 +26,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; download it (snakemake rule 'download') or pass --weights")
+        raise CheckpointError(f"{path}: checkpoint not found; "
+                              "download it (snakemake rule 'download') or pass --weights")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -82,7 +83,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     ]
     if missing or unexpected or mismatched:
         parts = []
-        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                             ("shape mismatches", mismatched)):
             if items:
                 more = f" (+{len(items) - 10} more)" if len(items) > 10 else ""
                 parts.append(f"{len(items)} {label}: {', '.join(items[:10])}{more}")

@@ -23,6 +23,7 @@ the KITTI checkpoint: dm; see :mod:`depthxai.models.registry`). Every activation
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -312,7 +313,8 @@ class Transformer(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        for attention, feed_forward in self.layers:
+        for layer in self.layers:
+            attention, feed_forward = cast(nn.ModuleList, layer)  # (PreNorm(Attention), PreNorm(FeedForward))
             x = attention(x) + x
             x = feed_forward(x) + x
         return x
@@ -531,10 +533,11 @@ def attention_layers(model: nn.Module) -> list[AttentionSite]:
         raise ValueError(f"{type(model).__name__} contains no MobileViT block; attention sites exist only in METER")
     for block_index, (block_name, block) in enumerate(blocks):
         prefix = f"{block_name}." if block_name else ""
-        for layer_index, (attention, _) in enumerate(block.transformer.layers):
+        for layer_index, layer in enumerate(block.transformer.layers):
+            attention = cast(Attention, cast(nn.ModuleList, layer)[0].fn)  # layer: (PreNorm(Attention), ...)
             sites.append(AttentionSite(
                 name=f"{prefix}transformer.layers.{layer_index}.0.fn.attend",
-                softmax=attention.fn.attend,
+                softmax=attention.attend,
                 stride=block.stride,
                 patch_size=block.patch_size,
                 block_index=block_index,

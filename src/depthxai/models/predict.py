@@ -91,8 +91,8 @@ def iter_predictions(model: DepthModel, data_root: str | Path, ids: Sequence[str
                 rows = [{"image_id": image_id, "metric": name, "value": metrics[name]} for name in METRIC_NAMES]
             except ValueError as exc:
                 if log:
-                    log.warning("%s: no valid ground truth for image %s (%s); skipped in the accuracy table", depth_path,
-                                image_id, exc)
+                    log.warning("%s: no valid ground truth for image %s (%s); skipped in the accuracy table",
+                                depth_path, image_id, exc)
         yield image_id, native[0].cpu().numpy().astype(np.float32), rows
     warning = implausible_depth_warning(model, medians, info.max_depth)
     if warning and log:

@@ -68,7 +68,8 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if self.output_kind not in OUTPUT_KINDS:
-            raise ConfigError(f"model {self.name!r}: output_kind must be one of {OUTPUT_KINDS}, got {self.output_kind!r}")
+            raise ConfigError(f"model {self.name!r}: output_kind must be one of {OUTPUT_KINDS}, "
+                              f"got {self.output_kind!r}")
 
 
 #: Plausible median predicted depth of a test split, by the kind of scene of a dataset (metres).
@@ -90,8 +91,8 @@ def _register_defaults() -> None:
     # METER (Papa et al., 2023). Facts from ../shared/data/README.md: the NYU checkpoint takes
     # ImageNet-normalised RGB and returns centimetres; the KITTI one takes plain RGB/255 and returns decimetres.
     for variant in ("xxs", "xs", "s"):
-        common = dict(arch="meter", variant=variant, builder="depthxai.models.meter:build_meter",
-                      builder_kwargs={"variant": variant})
+        common: dict[str, Any] = dict(arch="meter", variant=variant, builder="depthxai.models.meter:build_meter",
+                                      builder_kwargs={"variant": variant})
         register(ModelCard(name=f"meter_{variant}_nyu", dataset="nyu", input_size=(192, 256), imagenet_norm=True,
                            output_unit_m=0.01, min_depth=1e-3, max_depth=10.0, expected_median_m=INDOOR_MEDIAN_M,
                            **common))

@@ -211,6 +211,8 @@ class _SmoothUpsampling(nn.Module):
     """Parametrisation of a 3x3, stride-2 transposed-convolution kernel as ``mix (x) [1/2, 1, 1/2] (x) [1/2, 1, 1/2]``:
     bilinear x2 upsampling followed by a 1x1 channel mix ``(in, out, 1, 1)``."""
 
+    kernel: Tensor  # (1, 1, 3, 3) buffer
+
     def __init__(self) -> None:
         super().__init__()
         profile = torch.tensor([0.5, 1.0, 0.5])
@@ -237,7 +239,7 @@ def smooth_upsampling(net: nn.Module) -> list[nn.Module]:
     Returns:
         the constrained modules.
     """
-    changed = []
+    changed: list[nn.Module] = []
     for module in net.modules():
         if (isinstance(module, nn.ConvTranspose2d) and module.kernel_size == (3, 3) and module.stride == (2, 2)
                 and module.groups == 1):
@@ -376,7 +378,7 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
     model = DepthModel(build_model(model_name), card).train()
     # NHWC is about 15 % faster for these small convolutions on CPU; evaluation runs in the default layout, as a
     # freshly loaded model would.
-    model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack memory_format
     constrained = smooth_upsampling(model.net)
     output_layer = init_output_scale(model, data.rgb[: min(n, 16)], median_depth)
     if output_layer is not None:
@@ -451,14 +453,14 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
         recalibrate_batchnorm(model, data.rgb, config.batch_size)
     model.eval()
     unconstrain(constrained)
-    model.to(memory_format=torch.contiguous_format)
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
     train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     state = {k: v.detach().clone().contiguous() for k, v in model.net.state_dict().items()}
     save_state_dict(out_weights, state)  # through a handle: the same weights always give the same bytes
     metrics = evaluate_on_split(model, data_root, "test")
-    metrics.update(train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, epochs=float(epochs_run), n_train=float(n),
-                   n_test=metrics.pop("n_images"), final_loss=epoch_losses[-1])
+    metrics.update(train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, epochs=float(epochs_run),
+                   n_train=float(n), n_test=metrics.pop("n_images"), final_loss=epoch_losses[-1])
     record: dict[str, Any] = dict(metrics, model=model_name, dataset=info.name, config=asdict(config),
                                   epoch_losses=epoch_losses)
     write_json(out_metrics, record)

@@ -28,6 +28,9 @@ class DepthModel(nn.Module):
         card: the model card.
     """
 
+    mean: Tensor  # (1, 3, 1, 1) buffer
+    std: Tensor  # (1, 3, 1, 1) buffer
+
     def __init__(self, net: nn.Module, card: ModelCard) -> None:
         super().__init__()
         self.net = net

@@ -177,7 +177,8 @@ def _best_method_claim(scores: pd.DataFrame, claim: str, prefixes: Sequence[str]
         frame = _frame(scores, dataset, model, metric, rules.methods)
         base = {"dataset": dataset, "model": model}
         if frame.empty:
-            prepared.append({**base, "decision": {"verdict": "not evaluated", "reason": f"metric {metric} was not scored"}})
+            prepared.append({**base, "decision": {"verdict": "not evaluated",
+                                                  "reason": f"metric {metric} was not scored"}})
             continue
         matrix, _ = complete_blocks(frame)
         matrix = matrix.loc[:, [m for m in matrix.columns if np.isfinite(matrix[m]).any()]]
@@ -241,7 +242,8 @@ def _decide_best(group: Mapping[str, Any], claim: str, claimed: str, metric: str
                 "reason": f"Friedman p_holm={_fmt(friedman_p)} >= alpha={rules.alpha:g}: no evidence that the "
                           "methods differ"}
     if beaten_by:
-        return {**out, "verdict": "not supported", "reason": f"{', '.join(beaten_by)} significantly better than {claimed}"}
+        return {**out, "verdict": "not supported",
+                "reason": f"{', '.join(beaten_by)} significantly better than {claimed}"}
     if best == claimed and better_than_all:
         return {**out, "verdict": "supported",
                 "reason": f"{claimed} has the best mean and is significantly better than every other method"}
@@ -366,7 +368,8 @@ def _decide_fidelity(group: Mapping[str, Any], tests: Sequence[tuple[str, str, s
     if satisfactory:
         return {**out, "verdict": "not supported",
                 "reason": f"{', '.join(satisfactory)} pass {metric}, and for none is AF shown to disagree"}
-    return {**out, "verdict": "inconclusive", "reason": f"no method's {metric} is significantly above {rules.baseline}'s"}
+    return {**out, "verdict": "inconclusive",
+            "reason": f"no method's {metric} is significantly above {rules.baseline}'s"}
 
 
 # --------------------------------------------------------------------------------------------- all claims

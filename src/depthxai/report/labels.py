@@ -129,7 +129,8 @@ def header_of(name: str) -> Header | None:
         return HEADERS[name]
     if name.startswith("gap_"):
         scheme = name[len("gap_"):]
-        return Header(f"MoRF − LeRF, {scheme}", f"gap {scheme}", "higher", latex=f"MoRF $-$ LeRF, {latex_escape(scheme)}")
+        return Header(f"MoRF − LeRF, {scheme}", f"gap {scheme}", "higher",
+                      latex=f"MoRF $-$ LeRF, {latex_escape(scheme)}")
     if name.startswith("delta_"):
         scheme = name[len("delta_"):]
         return Header(f"Δ gap vs baseline, {scheme}", f"Δ {scheme}", "higher",

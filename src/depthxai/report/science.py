@@ -102,10 +102,10 @@ def science_tables(sanity: pd.DataFrame, localisation: pd.DataFrame, object_shif
                          "the same maps on the mosaics and the shifted scenes. Oracle: the map is the predicted depth "
                          "itself (AF = 1 by construction, no localisation).")
     paths += write_table(reliability_table(alpha, icc), out_dir / "reliability",
-                         "Reliability of each metric: Krippendorff's alpha (ordinal) of the rankings of the explanation "
-                         "methods with images as raters (and over all methods, baselines included, which inflates it), "
-                         "and the median over methods of the test-retest ICC(2,1) when the analysis seed (attribution "
-                         "and evaluation noise) or the training seed of the model changes.")
+                         "Reliability of each metric: Krippendorff's alpha (ordinal) of the rankings of the "
+                         "explanation methods with images as raters (and over all methods, baselines included, "
+                         "which inflates it), and the median over methods of the test-retest ICC(2,1) when the "
+                         "analysis seed (attribution and evaluation noise) or the training seed of the model changes.")
     return paths
 
 

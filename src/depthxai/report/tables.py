@@ -162,7 +162,8 @@ def table1(summary: pd.DataFrame, friedman: pd.DataFrame, paired: pd.DataFrame, 
     gaps = sorted((m for m in set(summary["metric"]) if m == f"gap_auc_{curve}" or m.startswith(f"gap_auc_{curve}@")),
                   key=lambda m: ("@" in m, m))
     if not gaps:
-        raise ValueError(f"summary has no rows for metric 'gap_auc_{curve}'; it has {sorted(summary['metric'].unique())}")
+        raise ValueError(f"summary has no rows for metric 'gap_auc_{curve}'; "
+                         f"it has {sorted(summary['metric'].unique())}")
     schemes = [scheme_name(m, primary_scheme) for m in gaps]
     quantities = [(m, f"gap_{s}") for m, s in zip(gaps, schemes)]
     quantities += [(f"morf_auc_{curve}", "morf_target"), (f"lerf_auc_{curve}", "lerf_target")]
@@ -212,7 +213,8 @@ def table2(summary: pd.DataFrame, friedman: pd.DataFrame, *, fidelity: str = "at
     """
     unsigned = f"{infidelity}_unsigned"
     merged = summary.copy()
-    comparable = merged[merged["metric"] == infidelity][["dataset", "model", "method"]].assign(infidelity_comparable=True)
+    comparable = (merged[merged["metric"] == infidelity][["dataset", "model", "method"]]
+                  .assign(infidelity_comparable=True))
     merged.loc[merged["metric"] == unsigned, "metric"] = infidelity
     table = _method_table(merged, friedman, [(fidelity, "fidelity"), (infidelity, "infidelity")], baselines)
     table = table.merge(comparable, on=list(KEY_COLUMNS), how="left")

@@ -129,7 +129,7 @@ def inter_method_reliability(
         method's scores are constant over the images.
     """
     require_columns(tidy, [*by, method, image, value])
-    rows = []
+    rows: list[dict] = []
     for key, frame in _groups(tidy, by):
         matrix, _ = complete_blocks(frame, block=image, group=method, value=value)
         rows.extend({**key, **pair} for pair in _spearman_pairs(matrix, "method"))
@@ -154,7 +154,7 @@ def cross_metric_reliability(
         Columns ``by + [metric_a, metric_b, spearman, n_images]``, sorted; images need every metric.
     """
     require_columns(tidy, [*by, metric, image, value])
-    rows = []
+    rows: list[dict] = []
     for key, frame in _groups(tidy, by):
         matrix, _ = complete_blocks(frame, block=image, group=metric, value=value)
         rows.extend({**key, **pair} for pair in _spearman_pairs(matrix, "metric"))

@@ -79,6 +79,7 @@ class ExplainerNet(nn.Module):
         self.up = nn.ModuleList(_Up(cin, cout) for cin, cout in ((c3, c2), (c2, c1), (c1, c0)))
         self.head = nn.Conv2d(c0 + 1, 1, 1)
         nn.init.zeros_(self.head.weight)
+        assert self.head.bias is not None  # Conv2d's default bias=True
         nn.init.constant_(self.head.bias, math.log(initial_area / (1 - initial_area)))
 
     def forward(self, images: Tensor, weights: Tensor) -> Tensor:

@@ -265,8 +265,9 @@ def fit_explainer(model: DepthModel, data_root: str | Path, config: ExplainerCon
             replacement = replacement_images(x, config, mean_rgb)
             loss, terms = _step_losses(net, model, x, c_log, weights, replacement, config, floor_m)
             if not bool(torch.isfinite(loss)):
-                raise TrainingError(f"the explainer training of {card.name} diverged in epoch {epoch + 1}, step {b + 1} "
-                                f"(loss {float(loss.detach())}); lower methods.explainer.lr (now {config.lr:g})")
+                raise TrainingError(f"the explainer training of {card.name} diverged in epoch {epoch + 1}, "
+                                    f"step {b + 1} (loss {float(loss.detach())}); "
+                                    f"lower methods.explainer.lr (now {config.lr:g})")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)

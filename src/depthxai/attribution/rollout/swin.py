@@ -65,12 +65,15 @@ block, float64), captured with forward hooks on the ``attn.softmax`` submodules 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from depthxai.attribution.rollout.common import AttentionRollout, pool_relevance, upsample_relevance, with_residual
-from depthxai.models.pixelformer.swin import window_partition
+from depthxai.models.pixelformer.sam import SkipAttentionBlock
+from depthxai.models.pixelformer.swin import SwinBlock, SwinStage, window_partition
 from depthxai.models.wrapper import DepthModel
 
 
@@ -196,6 +199,12 @@ def _check_windows(attention: Tensor, index: Tensor, batch: int) -> None:
                          f"(expected {expected})")
 
 
+def _input_resolution(block: SwinBlock | SkipAttentionBlock) -> tuple[int, int]:
+    """The ``(H, W)`` token grid of ``block``'s last forward."""
+    assert block.input_resolution is not None, "read after a forward"
+    return block.input_resolution
+
+
 @torch.no_grad()
 def pixelformer_rollout(model: DepthModel, images: Tensor, weights: Tensor, method: AttentionRollout) -> Tensor:
     """Rollout relevance of PixelFormer's input pixels for the target ``weights`` (definition: module docstring).
@@ -215,12 +224,13 @@ def pixelformer_rollout(model: DepthModel, images: Tensor, weights: Tensor, meth
     if not isinstance(net, PixelFormer):
         raise TypeError(f"pixelformer_rollout needs a PixelFormer DepthModel, got {type(net).__name__}")
     batch, _, height, width = images.shape
-    stages = [list(stage.blocks) for stage in net.backbone.layers]
+    # ModuleList items are typed nn.Module: each stage holds SwinBlocks
+    stages = [[cast(SwinBlock, block) for block in cast(SwinStage, stage).blocks] for stage in net.backbone.layers]
     sam_blocks = [sam.sam_block for sam in net.sams]  # sam1..sam4
 
     captured: dict[nn.Module, Tensor] = {}
 
-    def capture(block: nn.Module):  # type: ignore[no-untyped-def]
+    def capture(block: nn.Module):
         def hook(_module: nn.Module, _inputs: tuple[Tensor, ...], probs: Tensor) -> None:
             # fuse heads right away: only (B, nW, N, N) per block is kept
             fused = method.prepare(probs.detach().to(torch.float64))
@@ -236,13 +246,13 @@ def pixelformer_rollout(model: DepthModel, images: Tensor, weights: Tensor, meth
             handle.remove()
 
     w = method.residual_weight
-    relevance = pool_relevance(weights[:, 0].to(torch.float64), sam_blocks[0].input_resolution)
+    relevance = pool_relevance(weights[:, 0].to(torch.float64), _input_resolution(sam_blocks[0]))
     to_encoder: list[Tensor] = []
-    for level, block in enumerate(sam_blocks):
-        to_decoder, to_skip = skip_attention_step(relevance, captured[block], block.window_size, w)
+    for level, sam_block in enumerate(sam_blocks):
+        to_decoder, to_skip = skip_attention_step(relevance, captured[sam_block], sam_block.window_size, w)
         to_encoder.append(to_skip)
         if level + 1 < len(sam_blocks):  # back through PixelShuffle(2): a token gets its 2x2 children's sum
-            relevance = pool_relevance(to_decoder, sam_blocks[level + 1].input_resolution)
+            relevance = pool_relevance(to_decoder, _input_resolution(sam_blocks[level + 1]))
         else:  # sam4's queries are the PSP head's output on e4, treated as identity
             to_encoder[-1] = to_encoder[-1] + to_decoder
 
@@ -255,7 +265,7 @@ def pixelformer_rollout(model: DepthModel, images: Tensor, weights: Tensor, meth
             relevance = propagate_window_attention(relevance, captured[block], block.window_size,
                                                    block.shift_size, w)
         if stage_index > 0:  # back through patch merging: a merged token is shared by its 2x2 children
-            relevance = upsample_relevance(relevance, stages[stage_index - 1][0].input_resolution)
+            relevance = upsample_relevance(relevance, _input_resolution(stages[stage_index - 1][0]))
             relevance = relevance + to_encoder[stage_index - 1]
     relevance = upsample_relevance(relevance, (height, width))  # patch embedding: 4x4 pixels per token
     relevance = relevance / relevance.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)

@@ -260,6 +260,7 @@ def _extract_into(
                 raise DataError(f"{archive}: entry {entry.name!r} collides with a folder of the archive")
             dest.unlink()
         if entry.kind == "symlink":
+            assert entry.link is not None  # _check_entries read every symlink's target
             os.symlink(entry.link, dest)
             written.append(entry.name)
             continue

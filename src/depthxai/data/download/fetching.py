@@ -143,7 +143,7 @@ def fetch(
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     by_hand = _by_hand(url, dest, expected, mirror_dir)
-    problems: list[str] = []
+    problems = []
     for attempt in range(retries + 1):
         if urllib.parse.urlsplit(url).scheme == "gdrive":
             _gdrive_download(url, part, timeout=timeout, progress=progress, by_hand=by_hand)

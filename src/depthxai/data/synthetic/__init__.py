@@ -23,8 +23,9 @@ Two camera set-ups (``SETUPS``): ``indoor`` (NYU-like room, Kinect intrinsics, 0
 ``road`` (KITTI-like street, KITTI intrinsics, camera 1.65 m above the road, 0-80 m, depth * 256).
 
 Modules, one job each: :mod:`.scene` (set-ups, primitives, camera, light), :mod:`.raycast` (primary and shadow
-rays, surface geometry), :mod:`.materials` (procedural textures), :mod:`.shading` (shading, :func:`render`), :mod:`.sampling`
-(random rooms and streets), :mod:`.shift` (the object-shift control pair), :mod:`.dataset` (the prepared layout).
+rays, surface geometry), :mod:`.materials` (procedural textures), :mod:`.shading` (shading, :func:`render`),
+:mod:`.sampling` (random rooms and streets), :mod:`.shift` (the object-shift control pair), :mod:`.dataset` (the
+prepared layout).
 
 Determinism: image ``i`` of split ``s`` is rendered from ``default_rng(scene_seed(base, s, i))``, so every
 image can be re-rendered alone and adding images never changes the earlier ones.

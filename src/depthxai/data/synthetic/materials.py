@@ -57,12 +57,12 @@ class MaterialTable:
                 raise ValueError(f"unknown material pattern {mat.pattern!r}")
         params = {}
         for name, default in _PARAMS.items():
-            values = []
+            column = []
             for mat in materials:
                 fallback = mat.scale if default is None else (_ROAD_LINE if (name, mat.pattern) == ("line", "road")
                                                               else default)
-                values.append(float(mat.params.get(name, fallback)))
-            params[name] = np.array(values, dtype=np.float64)
+                column.append(float(mat.params.get(name, fallback)))
+            params[name] = np.array(column, dtype=np.float64)
 
         def values(attr: str) -> np.ndarray:
             return np.array([getattr(mat, attr) for mat in materials], dtype=np.float64)
@@ -143,7 +143,8 @@ class _PerPoint:
     """A material's numbers gathered for a run of points on first use (``take`` of the table's columns)."""
 
     def __init__(self, table: MaterialTable, material: np.ndarray) -> None:
-        self.table, self.material, self.cache = table, material, {}
+        self.table, self.material = table, material
+        self.cache: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.cache:

@@ -439,7 +439,7 @@ def shadow_visibility(scene: Scene, table: PrimitiveTable, points: np.ndarray, n
                 near &= coord <= upper[k].take(which) + slack
                 if k < 2:
                     near &= coord >= lower[k].take(which) - slack
-            to_light: np.ndarray | Rows = (sun[0], sun[1], sun[2])
+            to_light: Rows = (sun[0], sun[1], sun[2])
             reach = np.inf
         else:
             to_light = (lamp[0] - origins[0], lamp[1] - origins[1], lamp[2] - origins[2])

@@ -32,7 +32,8 @@ def _srgb_to_linear(c: np.ndarray | tuple[float, ...]) -> Vec3:
     return (float(arr[0]), float(arr[1]), float(arr[2]))
 
 
-def _color(rng: np.random.Generator, hue: tuple[float, float], sat: tuple[float, float], val: tuple[float, float]) -> Vec3:
+def _color(rng: np.random.Generator, hue: tuple[float, float], sat: tuple[float, float],
+           val: tuple[float, float]) -> Vec3:
     """A random colour from HSV ranges (hue in [0, 1) turns, may wrap), returned as linear RGB."""
     hh = rng.uniform(*hue) % 1.0
     s, v = rng.uniform(*sat), rng.uniform(*val)
@@ -94,7 +95,8 @@ def _sample_indoor(rng: np.random.Generator, size: tuple[int, int]) -> Scene:
     # One wallpaper for the room: a pattern of metric size, so that its image size and gradient cue distance.
     wall_a = _color(rng, _any_hue(rng), (0.05, 0.45), (0.55, 0.95))
     wall_kind = str(rng.choice(["stripes", "grid", "noise"]))
-    wall_scale = {"stripes": rng.uniform(0.08, 0.2), "grid": rng.uniform(0.2, 0.45), "noise": rng.uniform(0.2, 0.5)}[wall_kind]
+    wall_scale = {"stripes": rng.uniform(0.08, 0.2), "grid": rng.uniform(0.2, 0.45),
+                  "noise": rng.uniform(0.2, 0.5)}[wall_kind]
     wall_b = _darker(wall_a, rng.uniform(0.6, 0.85))
     for point, normal, u_axis in (((x0, 0, 0), (1, 0, 0), (0, 0, 1)), ((x1, 0, 0), (-1, 0, 0), (0, 0, 1)),
                                   ((0, 0, z1), (0, 0, -1), (1, 0, 0)), ((0, 0, z0), (0, 0, 1), (1, 0, 0))):
@@ -122,7 +124,8 @@ def _sample_indoor(rng: np.random.Generator, size: tuple[int, int]) -> Scene:
         kind = str(rng.choice(["picture", "door", "window"], p=[0.55, 0.25, 0.2]))
         wall = 2 if kind == "window" else int(rng.integers(0, 3))  # windows only on the far wall
         w_ = rng.uniform(0.4, 1.2) if kind != "door" else rng.uniform(0.8, 1.0)
-        h_ = rng.uniform(0.3, 1.0) if kind == "picture" else (rng.uniform(1.9, 2.1) if kind == "door" else rng.uniform(0.8, 1.4))
+        h_ = rng.uniform(0.3, 1.0) if kind == "picture" else (
+            rng.uniform(1.9, 2.1) if kind == "door" else rng.uniform(0.8, 1.4))
         y_c = h_ / 2 if kind == "door" else rng.uniform(1.0, min(2.0, height - h_ / 2 - 0.1))
         if kind == "window":
             mat = Material("windows", _color(rng, (0.5, 0.6), (0.1, 0.4), (0.7, 1.0)), (0.95, 0.95, 0.95),
@@ -255,7 +258,8 @@ def _sample_road(rng: np.random.Generator, size: tuple[int, int]) -> Scene:
                 wall_a = _color(rng, _any_hue(rng), (0.05, 0.4), (0.45, 0.9))
                 facade = Material("windows", wall_a, _color(rng, (0.55, 0.65), (0.1, 0.4), (0.1, 0.35)),
                                   scale=float(rng.uniform(2.0, 4.0)), roughness=0.15, seed=int(rng.integers(1 << 16)),
-                                  params={"fill_u": float(rng.uniform(0.3, 0.6)), "fill_v": float(rng.uniform(0.35, 0.6)),
+                                  params={"fill_u": float(rng.uniform(0.3, 0.6)),
+                                          "fill_v": float(rng.uniform(0.35, 0.6)),
                                           "period_v": float(rng.uniform(2.8, 3.4))})
                 prims.append(Box((side * (edge + setback + depth_x / 2), bh / 2, z + length / 2),
                                  (depth_x / 2, bh / 2, length / 2), 0.0, facade, ids()))
@@ -276,8 +280,8 @@ def _sample_road(rng: np.random.Generator, size: tuple[int, int]) -> Scene:
                 prims.append(Box((x, ph / 2, z), (0.08, ph / 2, 0.08), 0.0, pole, ids()))
             else:
                 th, cr = float(rng.uniform(1.8, 3.0)), float(rng.uniform(1.0, 2.2))
-                bark = Material("noise", _color(rng, (0.05, 0.1), (0.4, 0.7), (0.2, 0.4)), (0.05, 0.03, 0.02), scale=0.2,
-                                seed=int(rng.integers(1 << 16)))
+                bark = Material("noise", _color(rng, (0.05, 0.1), (0.4, 0.7), (0.2, 0.4)), (0.05, 0.03, 0.02),
+                                scale=0.2, seed=int(rng.integers(1 << 16)))
                 leaves = Material("noise", _color(rng, (0.2, 0.35), (0.5, 0.9), (0.25, 0.6)), (0.01, 0.04, 0.01),
                                   scale=0.35, roughness=0.3, seed=int(rng.integers(1 << 16)))
                 oid = ids()
@@ -325,7 +329,8 @@ def _sample_road(rng: np.random.Generator, size: tuple[int, int]) -> Scene:
                              movable=True))
 
     elevation, azimuth = np.deg2rad(rng.uniform(20, 65)), rng.uniform(0, 2 * np.pi)
-    sun = (float(np.cos(elevation) * np.sin(azimuth)), float(np.sin(elevation)), float(np.cos(elevation) * np.cos(azimuth)))
+    sun = (float(np.cos(elevation) * np.sin(azimuth)), float(np.sin(elevation)),
+           float(np.cos(elevation) * np.cos(azimuth)))
     light = Light("sun", sun, intensity=float(rng.uniform(0.8, 1.3)), ambient=float(rng.uniform(0.25, 0.45)))
     horizon = _color(rng, (0.55, 0.62), (0.05, 0.25), (0.8, 0.95))
     zenith = _color(rng, (0.57, 0.62), (0.3, 0.7), (0.6, 0.9))

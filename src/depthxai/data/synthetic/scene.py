@@ -169,7 +169,8 @@ class Camera:
         u = (np.arange(w, dtype=np.float64) - self.cx) / self.fx
         v = (np.arange(h, dtype=np.float64) - self.cy) / self.fy
         rot = self.rotation()
-        return rot[:, 0, None, None] * u[None, None, :] + rot[:, 1, None, None] * v[None, :, None] + rot[:, 2, None, None]
+        return (rot[:, 0, None, None] * u[None, None, :] + rot[:, 1, None, None] * v[None, :, None]
+                + rot[:, 2, None, None])
 
     def forward(self) -> np.ndarray:
         """The optical axis as a world unit vector."""

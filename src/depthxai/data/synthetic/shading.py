@@ -1,4 +1,5 @@
-"""Shading: exact z-depth, object ids and a shaded sRGB image of a scene (:func:`render`), for the whole image at once."""
+"""Shading: exact z-depth, object ids and a shaded sRGB image of a scene (:func:`render`), for the whole image
+at once."""
 
 from __future__ import annotations
 

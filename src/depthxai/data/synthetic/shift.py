@@ -33,23 +33,26 @@ def render_object_shift(setup: str, seed: int, shift_m: float, size: tuple[int, 
     base = render(scene)
     cam = np.asarray(scene.camera.position)
     by_object: dict[int, list[int]] = {}
+    bodies: dict[int, Box | Sphere] = {}  # the movable primitives by index
     for idx, prim in enumerate(scene.primitives):
         if prim.movable:
+            assert not isinstance(prim, Plane), "sample_scene never makes a plane movable"
+            bodies[idx] = prim
             by_object.setdefault(prim.object_id, []).append(idx)
     candidates = sorted(by_object, key=lambda oid: -int((base.object_ids == oid).sum()))
     for oid in candidates:
         if (base.object_ids == oid).sum() < min_pixels:
             break
         members = by_object[oid]
-        centre = np.mean([np.asarray(scene.primitives[i].center) for i in members], axis=0)
+        centre = np.mean([np.asarray(bodies[i].center) for i in members], axis=0)
         direction = np.array([centre[0] - cam[0], 0.0, centre[2] - cam[2]])
         direction /= np.linalg.norm(direction)
         offset = shift_m * direction
         moved = list(scene.primitives)
         for i in members:
-            prim = moved[i]
-            moved[i] = dataclasses.replace(prim, center=tuple(float(c) for c in np.asarray(prim.center) + offset),
-                                           cast_shadow=False)
+            body = bodies[i]
+            x, y, z = (float(c) for c in np.asarray(body.center) + offset)
+            moved[i] = dataclasses.replace(body, center=(x, y, z), cast_shadow=False)
         still = dataclasses.replace(scene, primitives=tuple(
             dataclasses.replace(p, cast_shadow=False) if i in members else p for i, p in enumerate(scene.primitives)))
         shifted = dataclasses.replace(scene, primitives=tuple(moved))

@@ -41,7 +41,7 @@ def _triple(name: str, key: str, value: Any) -> tuple[float, float, float]:
         out = ()
     if len(out) != 3 or not all(math.isfinite(v) for v in out):
         raise ConfigError(f"model {name!r}: {key} must be three finite numbers (R, G, B), got {value!r}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def make_card(name: str, arch: str, variant: str, builder: str, builder_kwargs: Mapping[str, Any],

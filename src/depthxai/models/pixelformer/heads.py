@@ -70,7 +70,7 @@ class PyramidPooling(nn.ModuleList):
         )
         self.pool_scales = tuple(pool_scales)
 
-    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+    def forward(self, x: Tensor) -> list[Tensor]:
         size = x.shape[-2:]
         return [F.interpolate(branch(x), size=size, mode="bilinear", align_corners=False) for branch in self]
 

@@ -145,12 +145,14 @@ class RelativeWindowAttention(nn.Module):
         attn_drop: dropout on the attention probabilities.
     """
 
+    relative_position_index: Tensor  # (Wh*Ww, Wh*Ww) int64 buffer
+
     def __init__(self, dim: int, window_size: tuple[int, int], num_heads: int, attn_drop: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
         self.dim = dim
-        self.window_size = tuple(window_size)
+        self.window_size = (window_size[0], window_size[1])
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         n_offsets = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)

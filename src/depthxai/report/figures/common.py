@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -21,6 +21,9 @@ from matplotlib.lines import Line2D
 from depthxai.fileio import atomic_path
 from depthxai.report.labels import BASELINE_METHODS, display_name
 from depthxai.stats.run import metric_direction
+
+if TYPE_CHECKING:  # annotation only: older matplotlib.typing lacks RcKeyType
+    from matplotlib.typing import RcKeyType
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -65,7 +68,7 @@ CURVE_LABELS: dict[str, str] = {
 }
 ORDER_TITLES = {"morf": "MoRF: most relevant pixels first", "lerf": "LeRF: least relevant pixels first"}
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,

@@ -43,7 +43,8 @@ def curve_bands(curves: pd.DataFrame, *, curve: str = "depth_rmse", band: str = 
     Returns:
         Columns ``dataset, model, method, order, fraction, n, mean, low, high``, sorted. NaN values are left out.
     """
-    require_columns(curves, ["dataset", "model", "method", "image_id", "order", "fraction", "curve", "value"], "curves table")
+    require_columns(curves, ["dataset", "model", "method", "image_id", "order", "fraction", "curve", "value"],
+                    "curves table")
     if band not in ("bootstrap", "t"):
         raise ValueError(f"band must be 'bootstrap' or 't', got {band!r}")
     rows = curves[curves["curve"] == curve]

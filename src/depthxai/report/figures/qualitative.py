@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from depthxai.evaluation.panels import QualitativePanel, QualitativePanels, read_panels
 from depthxai.report.figures.common import figure_style, save_figure
@@ -63,7 +64,8 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
     depth_map = mpl.colormaps[depth_cmap].with_extremes(bad="#A0A0A0")
     with_truth = any(p.ground_truth is not None for p in shown)
     # columns (or rows, transposed) of each kind: input, [ground truth], prediction, one per method
-    kinds = ["Input", *(["Ground truth"] if with_truth else []), "Prediction", *(display_name("method", m) for m in methods)]
+    kinds = ["Input", *(["Ground truth"] if with_truth else []), "Prediction",
+             *(display_name("method", m) for m in methods)]
     predicted = 2 if with_truth else 1
     height, width = size
     # Wide frames (road scenes, KITTI) are stacked: one column per image, one row per kind.
@@ -76,7 +78,9 @@ def plot_qualitative(panels: QualitativePanels | str | os.PathLike[str], *, dept
             cell = 1.45
             figsize = (cell * len(kinds) + 0.2, cell * height / width * len(shown) + 1.25)
         fig = Figure(figsize=figsize, layout="constrained")
-        fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.01, hspace=0.01)
+        engine = fig.get_layout_engine()
+        assert isinstance(engine, ConstrainedLayoutEngine)  # layout="constrained"
+        engine.set(w_pad=0.02, h_pad=0.02, wspace=0.01, hspace=0.01)
         # grid[k, i]: kind k of image i, whichever way the panels are arranged. The colour bars get their own
         # thin grid row (or column), so that every image panel keeps the same size and the panels stay aligned.
         if transpose:

@@ -174,7 +174,8 @@ def plot_randomisation(sanity: pd.DataFrame, *, metrics: Sequence[str] = SANITY_
     Args:
         sanity: tidy rows ``dataset, model, step, layer, method, image_id, metric, value``.
     """
-    require_columns(sanity, ["dataset", "model", "step", "layer", "method", "image_id", "metric", "value"], "sanity table")
+    require_columns(sanity, ["dataset", "model", "step", "layer", "method", "image_id", "metric", "value"],
+                    "sanity table")
     present = [m for m in metrics if m in set(sanity["metric"])]
     data = sanity[sanity["metric"].isin(present)].copy()
     data["value"] = data["value"].astype(float)

@@ -39,8 +39,9 @@ CONDA_TO_PYPI = {
 IMPORT_TO_PYPI = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn"}
 # Imported only inside a function for an optional feature, with its own "install X" error: not required.
 OPTIONAL_IMPORTS = {"gdown", "transformers"}
-# Extras that no workflow env needs: the test tools, and hf (transformers models, hf:<id>; library use for now).
-NO_ENV_EXTRAS = ("test", "hf")
+# Extras that no workflow env needs: the test and code-check tools, and hf (transformers models, hf:<id>; library
+# use for now).
+NO_ENV_EXTRAS = ("test", "lint", "hf")
 # Packages of the envs that are tools, not imports of the package.
 ENV_TOOLS = {"python", "pip"}
 

@@ -90,6 +90,24 @@ def test_history_of_earlier_runs_sets_each_rules_expected_time() -> None:
     assert "stage: models" in status and "60 s elapsed" in status
 
 
+def test_the_reference_run_fills_rules_not_yet_run_here_at_this_machines_speed() -> None:
+    clock = Clock()
+    prior = {"train_model": [100.0], "attribute": [10.0, 30.0, 20.0], "tables": [2.0], "all": [0.0]}
+    tracker = ProgressTracker({"train_model": "models"}, prior=prior, clock=clock)
+    feed(tracker, LOG_HEAD.splitlines())
+    # nothing run here yet: the reference run's medians as they are (ratio 1)
+    assert tracker.speed_ratio() == 1.0 and tracker.expected_seconds("attribute") == 20.0
+    assert tracker.seconds_left() == pytest.approx((2 * 100 + 4 * 20 + 2 + 0) / 2)
+    feed(tracker, job("train_model", 5))
+    clock.now = 300.0
+    feed(tracker, finish("train_model", 5, 1))
+    # train_model took 300 s here against 100 s there: this machine is 3x slower, for every rule not yet run here
+    assert tracker.speed_ratio() == 3.0
+    assert tracker.expected_seconds("train_model") == 300.0 and tracker.expected_seconds("attribute") == 60.0
+    assert tracker.expected_seconds("tables") == 6.0
+    assert tracker.expected_seconds("merge") == 300.0  # in neither: the median of the rules seen here
+
+
 def test_without_any_job_time_the_estimate_is_unknown() -> None:
     tracker = ProgressTracker({}, clock=Clock())
     assert tracker.seconds_left() is None

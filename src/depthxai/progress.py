@@ -6,8 +6,12 @@ attribute, evaluate, sanity, retest, stats, report) and an estimate of the time 
 
 * with the job times of earlier runs (kept per rule in ``.snakemake/depthxai-job-times.json`` of the working
   folder, updated as jobs finish): the expected seconds of the jobs still to run, over the cores, minus what the
-  running jobs have already spent (each rule's median of its last runs; a rule never seen gets the median of all);
-* without history: the elapsed time scaled by the share of jobs still to run.
+  running jobs have already spent (each rule's median of its last runs);
+* for a rule not yet run here, the job times of the reference run shipped with the workflow
+  (``workflow/job-times.json``: the default study's cold run of the README), scaled by how much faster or slower
+  this machine ran the rules both have seen (the median ratio; 1 before any); a rule in neither gets the median of
+  all rules seen here;
+* without any of these: the elapsed time scaled by the share of jobs still to run.
 
 Both ignore the DAG's shape (a long chain on a wide machine finishes later than work / cores), so the estimate is
 a lower bound late in a run; it is printed as "about".
@@ -29,6 +33,8 @@ from pathlib import Path
 from depthxai.fileio import write_json
 
 HISTORY_FILE = Path(".snakemake") / "depthxai-job-times.json"
+#: the reference run's job times, beside the rule files (relative to the Snakefile's folder)
+PRIOR_FILE = Path("workflow") / "job-times.json"
 #: job times kept per rule (the most recent ones)
 HISTORY_PER_RULE = 20
 
@@ -67,12 +73,14 @@ class ProgressTracker:
 
     Args:
         stages: ``{rule: stage}`` (:func:`rule_stages`).
-        history: ``{rule: [seconds, ...]}`` of earlier runs.
+        history: ``{rule: [seconds, ...]}`` of earlier runs here.
+        prior: ``{rule: [seconds, ...]}`` of the reference run (:data:`PRIOR_FILE`).
         clock: seconds, monotonic (a test passes its own).
     """
 
     stages: Mapping[str, str]
     history: dict[str, list[float]] = field(default_factory=dict)
+    prior: Mapping[str, list[float]] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
     cores: int = 1
     planned: dict[str, int] = field(default_factory=dict)
@@ -117,11 +125,20 @@ class ProgressTracker:
             return self.status()
         return None
 
+    def speed_ratio(self) -> float:
+        """How long this machine takes against the reference run: the median over the rules both have seen of
+        (median here / median there); 1.0 before any."""
+        ratios = [statistics.median(self.history[r]) / statistics.median(self.prior[r]) for r in self.history
+                  if self.history[r] and self.prior.get(r) and statistics.median(self.prior[r]) > 0]
+        return statistics.median(ratios) if ratios else 1.0
+
     def expected_seconds(self, rule: str) -> float | None:
-        """The median of the rule's recorded job times; of all rules' medians for a rule never seen; ``None``
-        without any history."""
+        """The median of the rule's job times here; else the reference run's median scaled by
+        :meth:`speed_ratio`; else the median of all rules' medians here; ``None`` without any of these."""
         if self.history.get(rule):
             return statistics.median(self.history[rule])
+        if self.prior.get(rule):
+            return statistics.median(self.prior[rule]) * self.speed_ratio()
         medians = [statistics.median(v) for v in self.history.values() if v]
         return statistics.median(medians) if medians else None
 
@@ -200,7 +217,8 @@ def run_with_progress(snakemake_args: Sequence[str]) -> int:
     """
     snakefile = Path(_option(snakemake_args, ("-s", "--snakefile")) or "Snakefile")
     history_path = Path(_option(snakemake_args, ("-d", "--directory")) or ".") / HISTORY_FILE
-    tracker = ProgressTracker(rule_stages(snakefile.parent / "workflow" / "rules"), read_history(history_path))
+    tracker = ProgressTracker(rule_stages(snakefile.parent / "workflow" / "rules"), read_history(history_path),
+                              prior=read_history(snakefile.parent / PRIOR_FILE))
     command = [sys.executable, "-m", "snakemake", *snakemake_args]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         assert proc.stdout is not None

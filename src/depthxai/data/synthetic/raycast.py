@@ -267,25 +267,6 @@ def screen_rects(camera: Camera, table: PrimitiveTable, prims: np.ndarray) -> np
     rects[~front] = (0, h, 0, w)
     rects[np.all(z <= 0, axis=1)] = 0
     return rects
-    kind = table.kind[prims]
-    extent = np.where((kind == SPHERE)[:, None], table.radius[prims, None], table.half[:, prims].T)
-    local = _UNIT_CORNERS[None] * extent[:, None, :]  # (Q, 8, 3)
-    c, s = table.cos[prims, None], table.sin[prims, None]
-    world = np.stack([c * local[..., 0] + s * local[..., 2], local[..., 1], -s * local[..., 0] + c * local[..., 2]],
-                     axis=-1) + table.center[:, prims].T[:, None, :]
-    cam = (world - np.asarray(camera.position)) @ camera.rotation()  # world -> camera frame, (Q, 8, 3)
-    z = cam[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = cam[..., 0] / z * camera.fx + camera.cx
-        v = cam[..., 1] / z * camera.fy + camera.cy
-    rects[:, 0] = np.clip(np.floor(v.min(axis=1)) - 1, 0, h)
-    rects[:, 1] = np.clip(np.ceil(v.max(axis=1)) + 2, 0, h)
-    rects[:, 2] = np.clip(np.floor(u.min(axis=1)) - 1, 0, w)
-    rects[:, 3] = np.clip(np.ceil(u.max(axis=1)) + 2, 0, w)
-    behind = np.any(z <= 1e-3, axis=1)
-    rects[behind] = (0, h, 0, w)
-    rects[np.all(z <= 0, axis=1)] = 0
-    return rects
 
 
 def _rect_pairs(camera: Camera, table: PrimitiveTable, prims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

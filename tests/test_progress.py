@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from depthxai.progress import ProgressTracker, _option, format_duration, read_history, rule_stages
+from depthxai.progress import PRIOR_FILE, ProgressTracker, _option, format_duration, read_history, rule_stages
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,3 +140,11 @@ def test_run_names_a_config_folder_or_a_missing_file_in_one_line(tmp_path: Path,
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"{tmp_path}: is a directory, not a config file")
     assert main(["run", "--", "--configfile", str(tmp_path / "absent.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_the_shipped_reference_times_name_rules_of_this_workflow(repo_root: Path) -> None:
+    prior = read_history(repo_root / PRIOR_FILE)
+    stages = rule_stages(repo_root / "workflow" / "rules")
+    assert {"train_model", "evaluate", "attribute"} <= set(prior)
+    assert set(prior) <= set(stages), sorted(set(prior) - set(stages))  # a renamed rule would leave a stale entry
+    assert all(times and all(t >= 0 for t in times) for times in prior.values())

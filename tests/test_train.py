@@ -230,7 +230,7 @@ def test_a_diverging_loss_stops_training_naming_the_epoch_step_and_setting(
 
     monkeypatch.setattr(T, "silog_loss", nan_at_step_two)
     with pytest.raises(TrainingError, match=r"diverged in epoch 1, step 2: the loss is nan; lower the learning rate "
-                                            r"\(train\.lr, now 0\.002\)"):
+                                            r"\(config key models\.meter_xxs\.train\.lr, now 0\.002\)"):
         train_model(METER, tiny_indoor, _config(epochs=2), tmp_path / "w.pt", tmp_path / "m.json", progress=False)
     assert not (tmp_path / "w.pt").exists() and not (tmp_path / "m.json").exists()  # nothing that looks complete
 
@@ -248,6 +248,6 @@ def test_non_finite_parameters_stop_training_at_the_end_of_the_epoch(
 
     monkeypatch.setattr(T, "silog_loss", nan_gradient_at_step_two)
     with pytest.raises(TrainingError, match=r"diverged in epoch 1: parameter \S+ holds non-finite values; lower the "
-                                            r"learning rate \(train\.lr, now 0\.002\)"):
+                                            r"learning rate \(config key models\.meter_xxs\.train\.lr, now 0\.002\)"):
         train_model(METER, tiny_indoor, _config(epochs=2), tmp_path / "w.pt", tmp_path / "m.json", progress=False)
     assert not (tmp_path / "w.pt").exists()

@@ -397,6 +397,7 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
     floor_m = max(info.max_depth / 1000.0, 1e-3)
 
     step, epoch_losses = 0, []
+    lr_key = f"config key models.{card.arch}_{card.variant}.train.lr"  # named when training diverges
     for epoch in range(config.epochs):
         epoch_start = time.perf_counter()
         rgb_all, depth_all = low_res if (low_res is not None and epoch < config.low_res_epochs) else (data.rgb,
@@ -418,9 +419,10 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
                 group["lr"] = _lr_at(step, total_steps, config.lr)
             pred = model(rgb.contiguous(memory_format=torch.channels_last))
             loss = silog_loss(pred, depth, valid, floor_m) if bool(valid.any()) else pred.sum() * 0.0
-            if not math.isfinite(loss.item()):
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 raise TrainingError(f"training {model_name} diverged in epoch {epoch + 1}, step {b + 1}: the loss is "
-                                    f"{loss.item()}; lower the learning rate (train.lr, now {config.lr:g})")
+                                    f"{loss_value}; lower the learning rate ({lr_key}, now {config.lr:g})")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -429,7 +431,7 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
                     # Plain copies until the warm-up is over, then the exponential average.
                     weight = 1.0 if step < WARMUP_FRACTION * total_steps else 1.0 - ema_decay
                     torch._foreach_lerp_(ema_weights, [p.detach() for p in model.parameters()], weight)
-            losses.append(loss.item())
+            losses.append(loss_value)
             step += 1
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         epoch_losses.append(float(np.mean(losses)))
@@ -437,7 +439,7 @@ def _train(model_name: str, card: ModelCard, info: DatasetInfo, data_root: Path,
         bad = next((name for name, p in model.net.named_parameters() if not bool(torch.isfinite(p).all())), None)
         if bad is not None:
             raise TrainingError(f"training {model_name} diverged in epoch {epochs_run}: parameter {bad} holds "
-                                f"non-finite values; lower the learning rate (train.lr, now {config.lr:g})")
+                                f"non-finite values; lower the learning rate ({lr_key}, now {config.lr:g})")
         elapsed = time.perf_counter() - started
         seen = config.crop_size if epoch < config.crop_epochs and config.crop_size else rgb_all.shape[-2:]
         log.info("epoch %d/%d (%dx%d%s): loss %.4f, %.1f s (total %.1f s)", epochs_run, config.epochs, *seen,

@@ -15,6 +15,7 @@ Usage (inside the workflow directory, after a run)::
 
     python benchmarks/critical_path.py                       # runs snakemake -n -F itself (config.yaml)
     python benchmarks/critical_path.py --snakemake-args "--configfile config/paper.yaml" --cores 2
+    python benchmarks/critical_path.py --cores 2 --column cpu_time    # CPU seconds: a run that shared its cores
     snakemake -n -F > dag.txt; python benchmarks/critical_path.py --dry-run dag.txt --json path.json
 """
 
@@ -96,12 +97,13 @@ def dependencies(jobs: list[Job]) -> dict[int, set[int]]:
     return deps
 
 
-def read_seconds(path: Path) -> float:
-    """Mean of the ``s`` column of a Snakemake benchmark file."""
+def read_seconds(path: Path, column: str = "s") -> float:
+    """Mean of a column of a Snakemake benchmark file: ``s`` (wall seconds) or ``cpu_time`` (CPU seconds)."""
     with path.open(newline="") as handle:
-        rows = [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t") if row.get("s") not in (None, "")]
+        rows = [float(row[column]) for row in csv.DictReader(handle, delimiter="\t")
+                if row.get(column) not in (None, "", "NA")]
     if not rows:
-        raise ValueError(f"{path}: no 's' values")
+        raise ValueError(f"{path}: no {column!r} values")
     return sum(rows) / len(rows)
 
 
@@ -159,14 +161,18 @@ def critical_path(jobs: list[Job], seconds: dict[int, float]) -> tuple[float, li
     return finish[end], chain[::-1]
 
 
-def analyse(jobs: list[Job], root: Path) -> dict[str, object]:
-    """Seconds per job from the benchmark files under ``root``, the critical path and the stage shares."""
+def analyse(jobs: list[Job], root: Path, column: str = "s") -> dict[str, object]:
+    """Seconds per job from the benchmark files under ``root``, the critical path and the stage shares.
+
+    ``column="cpu_time"`` counts each job's CPU seconds instead of its wall seconds: for the single-threaded jobs
+    of the default study, the wall time the job would take on an idle core, whatever else shared the machine.
+    """
     seconds: dict[int, float] = {}
     missing = []
     for job in jobs:
         path = root / job.benchmark if job.benchmark else None
         if path is not None and path.exists():
-            seconds[job.jobid] = read_seconds(path)
+            seconds[job.jobid] = read_seconds(path, column)
         elif job.rule != "all":
             missing.append(job.label)
     length, chain = critical_path(jobs, seconds)
@@ -214,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=Path("."), help="workflow directory (default: .)")
     p.add_argument("--cores", type=int, default=None, help="also print max(critical path, total / cores)")
     p.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
+    p.add_argument("--column", choices=("s", "cpu_time"), default="s",
+                   help="job time: wall seconds (s, default) or CPU seconds (cpu_time: the job's own cost on a "
+                        "machine that other work shared)")
     args = p.parse_args(argv)
     if args.dry_run is not None:
         text = args.dry_run.read_text()
@@ -226,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if not jobs:
         print("no jobs found in the dry run", file=sys.stderr)
         return 1
-    result = analyse(jobs, args.root)
+    result = analyse(jobs, args.root, args.column)
     print(report(result, args.cores))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, sort_keys=True))

@@ -102,6 +102,17 @@ def test_a_slower_branch_takes_over(tmp_path: Path) -> None:
         "render_synthetic[dataset=d]", "train_model[dataset=d, model=b]", "evaluate"]
 
 
+def test_cpu_time_column_gives_the_cpu_seconds(tmp_path: Path) -> None:
+    # _write_benchmarks writes cpu_time = s / 2 on every row: every job, the path and the total halve
+    _write_benchmarks(tmp_path)
+    result = CP.analyse(CP.parse_dry_run(DRY_RUN), tmp_path, column="cpu_time")
+    assert result["critical_path_s"] == pytest.approx(211.0 / 2)
+    assert result["total_job_s"] == pytest.approx(366.0 / 2)
+    (tmp_path / "results" / "benchmarks" / "stats" / "s.tsv").write_text("s\tcpu_time\n1\tNA\n")
+    with pytest.raises(ValueError, match="no 'cpu_time' values"):
+        CP.analyse(CP.parse_dry_run(DRY_RUN), tmp_path, column="cpu_time")
+
+
 def test_cycles_are_refused() -> None:
     text = _job("a", 1, ["y"], ["x"], None) + _job("b", 2, ["x"], ["y"], None)
     with pytest.raises(ValueError, match="cycle"):

@@ -25,32 +25,6 @@ from depthxai.models.wrapper import DepthModel
 REPO = Path(__file__).resolve().parents[1]
 
 
-# The suite runs whole files on parallel workers (pytest-xdist, `--dist loadfile`). Files are handed out in
-# collection order, so the longest go first: otherwise the largest workflow run (test_workflow.py, last in
-# alphabetical order) starts when the other worker has nothing left. The order is the slowest files of the
-# `--durations` report; the rest keep their order, files with slow tests first.
-LONGEST_FILES_FIRST = ("test_workflow.py", "test_paper_preset.py", "test_determinism.py", "test_interrupt.py",
-                       "test_workflow_hf.py", "test_slurm.py", "test_example.py")
-
-
-@pytest.hookimpl(optionalhook=True)  # known only when pytest-xdist is loaded
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    # one worker per core, at most 4: each workflow test runs snakemake with 2 cores itself
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    slow_files = {item.path.name for item in items if item.get_closest_marker("slow")}
-
-    def file_rank(item: pytest.Item) -> tuple[int, int]:
-        name = item.path.name
-        if name in LONGEST_FILES_FIRST:
-            return 0, LONGEST_FILES_FIRST.index(name)
-        return (1, 0) if name in slow_files else (2, 0)
-
-    items.sort(key=file_rank)  # stable: the order within a file and within a rank is unchanged
-
-
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     path = Path(os.environ.get("DEPTHXAI_SHARED", REPO.parent / "shared"))

@@ -104,8 +104,11 @@ def test_download_rules_run_with_hostile_names(tmp_path: Path, repo_root: Path,
                                                copy_checkout: Callable[[Path], Path]) -> None:
     workdir = copy_checkout(tmp_path / "checkout")
     canary = tmp_path / "planted"
-    hostile = HOSTILE.format(canary=canary)
-    mirror = tmp_path / f"mirror {hostile.replace('/', '_')}"
+    # in a file name the command can only name the canary relative to the working folder ('/' is not allowed): a
+    # planted file would be <workdir>/planted, which the checks below look for (and the name stays well under the
+    # 255-byte limit however long tmp_path is)
+    hostile_name = HOSTILE.format(canary=canary.name)
+    mirror = tmp_path / f"mirror {hostile_name}"
     mirror.mkdir()
     payload = b"weights that are not weights"
     filename = f"w e;ights $(touch {canary.name}) 'x\".pth"
@@ -113,7 +116,7 @@ def test_download_rules_run_with_hostile_names(tmp_path: Path, repo_root: Path,
     config: dict[str, Any] = copy.deepcopy(
         yaml.safe_load((repo_root / "tests" / "data" / "tiny_config.yaml").read_text()))
     config["mirror"] = str(mirror)
-    config["resources_dir"] = f"res {hostile.replace('/', '_')}"
+    config["resources_dir"] = f"res {hostile_name}"
     config["downloads"] = {"odd": {"url": f"https://example.invalid/$(touch {canary})/w.pth", "filename": filename,
                                    "sha256": hashlib.sha256(payload).hexdigest(),
                                    "note": f"it's `touch {canary}` and $(touch {canary})"}}

@@ -94,3 +94,20 @@ def test_statistics_and_report_modules_import_without_pytorch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_jobs_that_never_call_captum_or_scipy_stats_do_not_import_them() -> None:
+    """Every evaluation, prediction, rollout, baseline and explainer job starts a Python process: importing Captum
+    (about 1 s) and scipy.stats (about 1 s) there would cost each such job more than its own work on the tiny
+    study. They load where used: Saliency/IG/Captum methods, Spearman correlation, the statistics."""
+    code = ("import sys\n"
+            "import depthxai.attribution, depthxai.evaluation.run, depthxai.evaluation.fidelity, "
+            "depthxai.models.predict, depthxai.cli.evaluation, depthxai.cli.attribution\n"
+            "from depthxai.attribution import build_method\n"
+            "build_method('rollout'); build_method('random')\n"
+            "before = sorted(m for m in ('captum', 'scipy.stats') if m in sys.modules)\n"
+            "build_method('saliency')\n"
+            "print(before, 'captum' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
+    assert result.stdout.strip() == "[] True", result.stderr

@@ -7,17 +7,30 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from depthxai.attribution.base import AttributionMethod, AttributionResult, image_seed, reduce_channels
 from depthxai.attribution.baselines import RandomRanking, RandomSmooth
-from depthxai.attribution.captum_methods import CaptumMethod
 from depthxai.attribution.explainer import Explainer
-from depthxai.attribution.gradient import IntegratedGradients, Saliency
 from depthxai.attribution.rollout import AttentionRollout
 from depthxai.attribution.targets import TargetModel, TargetSpec, target_weights
 from depthxai.errors import ConfigError
+
+if TYPE_CHECKING:
+    from depthxai.attribution.captum_methods import CaptumMethod
+    from depthxai.attribution.gradient import IntegratedGradients, Saliency
+
+#: The classes that need Captum, imported on first use: Captum takes about a second to import, which every job
+#: that never calls it (evaluation, rollout, the baselines, the explainer) would pay.
+_CAPTUM_BACKED = {"CaptumMethod": "captum_methods", "IntegratedGradients": "gradient", "Saliency": "gradient"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CAPTUM_BACKED:
+        return getattr(importlib.import_module(f"{__name__}.{_CAPTUM_BACKED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 METHOD_NAMES = ("saliency", "ig", "rollout", "random", "random_smooth", "explainer")
 #: The model-independent reference maps (never compared as explanations: see depthxai.attribution.baselines).
@@ -35,10 +48,16 @@ def build_method(name: str, params: Mapping[str, Any] | None = None,
     """
     params = dict(params or {})
     if name.startswith("captum:"):
+        from depthxai.attribution.captum_methods import CaptumMethod
+
         return CaptumMethod(name, params)
     if name == "saliency":
+        from depthxai.attribution.gradient import Saliency
+
         return Saliency(**params)
     if name == "ig":
+        from depthxai.attribution.gradient import IntegratedGradients
+
         return IntegratedGradients(mean_rgb=mean_rgb, **params)
     if name == "rollout":
         return AttentionRollout(**params)

@@ -83,6 +83,14 @@ def test_the_layer_rule_catches_a_back_edge(tmp_path: Path) -> None:
     assert LAYERS.index(layer_of("depthxai.report.tables")) > LAYERS.index(layer_of("depthxai.data.planted"))
 
 
+def _run_fresh(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter that sees only this package (nothing imported yet)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                            env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_statistics_and_report_modules_import_without_pytorch() -> None:
     """What the statistics and report rules run (stats env: no PyTorch): importing them must not load torch."""
     code = ("import sys\n"
@@ -91,9 +99,7 @@ def test_statistics_and_report_modules_import_without_pytorch() -> None:
             "depthxai.evaluation.panels, "
             "depthxai.tidy\n"
             "print('torch' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
-    assert result.stdout.strip() == "False", result.stderr
+    assert _run_fresh(code) == "False"
 
 
 def test_jobs_that_never_call_captum_or_scipy_stats_do_not_import_them() -> None:
@@ -108,6 +114,4 @@ def test_jobs_that_never_call_captum_or_scipy_stats_do_not_import_them() -> None
             "before = sorted(m for m in ('captum', 'scipy.stats') if m in sys.modules)\n"
             "build_method('saliency')\n"
             "print(before, 'captum' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
-    assert result.stdout.strip() == "[] True", result.stderr
+    assert _run_fresh(code) == "[] True"
